@@ -1,0 +1,272 @@
+"""MobileNet v1 (Howard et al. 2017, "MobileNets: Efficient Convolutional Neural Networks for
+Mobile Vision Applications", arXiv:1704.04861), as published.
+
+Sources:
+
+* Table 1 (the body): a 3x3 stride-2 stem conv with 32 channels, then 13 depthwise separable
+  blocks (3x3 depthwise conv + BN + ReLU, then 1x1 pointwise conv + BN + ReLU) with the
+  widths and strides of ``BLOCKS``, average pooling, one fully connected layer. Every conv
+  is followed by BN and ReLU (Fig. 3), so convs carry no bias. The table prints "s2" on the
+  last depthwise conv; its own input sizes (7x7 before and after) say stride 1, which we use.
+* Section 3.3 (width multiplier alpha): every layer's channel count ``c`` becomes
+  ``alpha * c``. Rounding, stated exactly: ``max(1, int(c * alpha))`` (floor, at least one
+  channel). All of Table 1's widths are powers of two, so ``c * alpha`` is computed exactly in
+  floating point and the floor is the floor of the true product. For the paper's
+  alpha = 1, 0.75, 0.5, 0.25 every product is an integer, so the rounding never matters for
+  Tables 6 and 7. (The paper's TF-slim code clamps at ``min_depth = 8`` instead of 1; that
+  only differs below alpha = 0.25.)
+* Section 3.4 (resolution multiplier rho): the input size; global average pooling makes
+  the network accept any input size.
+* Tables 6 and 7: parameters (4.2M / 2.6M / 1.3M / 0.5M) and mult-adds (569M / 325M / 149M
+  / 41M at 224 px; 418M / 290M / 186M at 192 / 160 / 128 px for alpha = 1). Our exact counts,
+  BN affine parameters and the classifier included: 4,231,976 / 2,585,560 / 1,331,592 /
+  470,072 params (each the paper's figure rounded to one decimal, so ``abs_tol`` 0.05M);
+  568.7M / 325.4M / 149.5M / 41.0M and 418.1M / 290.7M / 186.4M mult-adds (conv + FC
+  multiply-adds, no BN): the paper rounds all but 290.7M, which it truncates to 290M, so
+  ``abs_tol`` is 1M.
+
+torchvision has no MobileNet v1. The layout follows torchvision's MobileNet v2 conventions
+(``features.N`` of ``ConvBNAct``, ``classifier = [Dropout, Linear]``) so that v1 and v2
+state dicts read alike; block ``features.k`` (k = 1..13) holds ``dw`` and ``pw``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ._blocks import ConvBNAct, check_positive_float, check_positive_int, check_probability
+from ._registry import register_model
+from ._spec import ArchSpec, Expected, InitScheme
+
+__all__ = [
+    "BLOCKS",
+    "STEM",
+    "DepthwiseSeparable",
+    "MobileNetV1",
+    "mobilenet_v1",
+    "mobilenet_v1_025",
+    "mobilenet_v1_050",
+    "mobilenet_v1_075",
+    "scale_width",
+]
+
+# Table 1. Stem: (out_channels, stride) of the full 3x3 conv.
+STEM: tuple[int, int] = (32, 2)
+# Table 1, the 13 depthwise separable blocks: (pointwise out_channels, depthwise stride).
+BLOCKS: tuple[tuple[int, int], ...] = (
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    *((512, 1),) * 5,
+    (1024, 2),
+    (1024, 1),
+)
+
+
+def scale_width(channels: int, alpha: float) -> int:
+    """Section 3.3: ``channels`` thinned by ``alpha``, floored, at least 1."""
+    return max(1, int(channels * alpha))
+
+
+class DepthwiseSeparable(nn.Module):
+    """Fig. 3 (right): 3x3 depthwise conv + BN + ReLU, then 1x1 pointwise conv + BN + ReLU.
+
+    Parameters ``9 C_in + C_in C_out`` (plus BN ``2 C_in + 2 C_out``) against ``9 C_in C_out``
+    for a full 3x3 conv: the ratio ``1/C_out + 1/9`` of Section 3.1.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("out_channels", out_channels)
+        check_positive_int("stride", stride)
+        self.dw = ConvBNAct(in_channels, in_channels, 3, stride, groups=in_channels)
+        self.pw = ConvBNAct(in_channels, out_channels, 1)
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.dw(x)  # (N, C_in, H/s, W/s)
+        return self.pw(x)  # (N, C_out, H/s, W/s)
+
+
+class MobileNetV1(nn.Module):
+    """Table 1 body, thinned by ``alpha``; global average pool; ``[Dropout, Linear]`` head."""
+
+    def __init__(
+        self,
+        *,
+        alpha: float = 1.0,
+        num_classes: int = 1000,
+        dropout: float = 0.0,
+        blocks: tuple[tuple[int, int], ...] = BLOCKS,
+        stem: tuple[int, int] = STEM,
+    ) -> None:
+        super().__init__()
+        alpha = check_positive_float("alpha", alpha)
+        check_positive_int("num_classes", num_classes)
+        dropout = check_probability("dropout", dropout)
+        _check_table("stem", [stem])
+        _check_table("blocks", blocks)
+
+        channels = scale_width(stem[0], alpha)
+        layers: list[nn.Module] = [ConvBNAct(3, channels, 3, stem[1])]  # (N, 32a, H/2, W/2)
+        for out, stride in blocks:
+            # 224 px: 112 -> 112, 56, 56, 28, 28, 14 (x6), 7, 7
+            layers.append(DepthwiseSeparable(channels, scale_width(out, alpha), stride))
+            channels = scale_width(out, alpha)
+        self.features = nn.Sequential(*layers)  # (N, 1024a, H/32, W/32)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)  # (N, 1024a, 1, 1)
+        self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(channels, num_classes))
+        self.last_channel = channels
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)  # (N, 1024a, H/32, W/32)
+        x = self.avgpool(x)  # (N, 1024a, 1, 1)
+        x = torch.flatten(x, 1)  # (N, 1024a)
+        return self.classifier(x)  # (N, num_classes)
+
+
+def _check_table(name: str, rows: object) -> None:
+    if not isinstance(rows, (list, tuple)) or len(rows) == 0:
+        raise ValueError(f"{name} must be a non-empty list of (channels, stride) rows, got {rows!r}")
+    for i, row in enumerate(rows):
+        if (
+            not isinstance(row, (list, tuple))
+            or len(row) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in row)
+        ):
+            raise ValueError(f"{name}[{i}] must be 2 positive ints (channels, stride), got {row!r}")
+
+
+def _init_weights(model: nn.Module) -> None:
+    """torchvision's MobileNet v2 scheme (see the spec's ``init`` and ``deviations``)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+# --- builders ------------------------------------------------------------------------------
+
+
+def mobilenet_v1(*, alpha: float = 1.0, num_classes: int = 1000, dropout: float = 0.0) -> MobileNetV1:
+    """1.0 MobileNet-224 (Table 1); ``alpha`` is the width multiplier of Section 3.3."""
+    return MobileNetV1(alpha=alpha, num_classes=num_classes, dropout=dropout)
+
+
+def mobilenet_v1_075(*, num_classes: int = 1000, dropout: float = 0.0) -> MobileNetV1:
+    """0.75 MobileNet-224 (Table 6)."""
+    return MobileNetV1(alpha=0.75, num_classes=num_classes, dropout=dropout)
+
+
+def mobilenet_v1_050(*, num_classes: int = 1000, dropout: float = 0.0) -> MobileNetV1:
+    """0.5 MobileNet-224 (Table 6)."""
+    return MobileNetV1(alpha=0.5, num_classes=num_classes, dropout=dropout)
+
+
+def mobilenet_v1_025(*, num_classes: int = 1000, dropout: float = 0.0) -> MobileNetV1:
+    """0.25 MobileNet-224 (Table 6)."""
+    return MobileNetV1(alpha=0.25, num_classes=num_classes, dropout=dropout)
+
+
+# --- specs ---------------------------------------------------------------------------------
+
+_INIT = InitScheme(
+    conv="kaiming_normal_fan_out",
+    linear="normal_0.01",
+    source="torchvision models/mobilenetv2.py (the paper's TF-slim code: truncated normal, stddev 0.09)",
+)
+_DEVIATIONS = (
+    "Table 1 prints 'Conv dw / s2' on the last depthwise conv, but its input-size column "
+    "(7x7x1024 before and after) and 'Avg Pool 7x7' need stride 1, as in TF-slim "
+    "(tensorflow/models issue 1997); we follow the sizes (stride 1)",
+    "Table 1 ends in 'Avg Pool 7x7'; we use global average pooling (AdaptiveAvgPool2d(1)): "
+    "identical at 224 px, and it lets the resolution multiplier (Section 3.4) change the input size",
+    "init: the paper's TF-slim code draws conv weights from a truncated normal (stddev 0.09); we use "
+    "torchvision MobileNet v2's kaiming_normal fan_out for convs, N(0, 0.01) for the FC, BN 1/0",
+    "BatchNorm uses PyTorch's defaults (eps 1e-5, momentum 0.1); TF-slim used eps 1e-3, decay 0.9997",
+    "padding: PyTorch pads 1 on every side; TF 'SAME' pads stride-2 convs on even inputs only at "
+    "the bottom/right, so output sizes agree but the sampling grid is offset by one pixel",
+    "the classifier is [Dropout(p), Linear]; the paper names no dropout, so p defaults to 0 "
+    "(TF-slim used keep_prob 0.999)",
+    "width rounding: max(1, int(c * alpha)); TF-slim clamps at min_depth 8 (differs only for alpha < 0.25)",
+)
+
+_PARAMS_NOTE = "exact count with BN affine and the FC is {exact:,}, which the paper rounds to one decimal"
+_MACS_NOTE = "mult-adds of conv + FC (no BN); paper rounds to 1M"
+
+# alpha -> (variant name, builder, Table 6/7 params, Table 6/7 mult-adds at 224, exact params)
+_VARIANTS = (
+    ("mobilenet_v1", mobilenet_v1, 1.0, 4.2e6, 569e6, 4_231_976),
+    ("mobilenet_v1_075", mobilenet_v1_075, 0.75, 2.6e6, 325e6, 2_585_560),
+    ("mobilenet_v1_050", mobilenet_v1_050, 0.5, 1.3e6, 149e6, 1_331_592),
+    ("mobilenet_v1_025", mobilenet_v1_025, 0.25, 0.5e6, 41e6, 470_072),
+)
+# Table 7: 1.0 MobileNet at reduced resolutions, mult-adds.
+_RESOLUTIONS = (
+    (192, 418e6, "Howard et al. 2017, Table 7 (1.0 MobileNet-192): 418M; " + _MACS_NOTE),
+    (
+        160,
+        290e6,
+        "Howard et al. 2017, Table 7 (1.0 MobileNet-160): 290M; the exact 290,675,200 is "
+        "truncated there, not rounded (still within 1M)",
+    ),
+    (128, 186e6, "Howard et al. 2017, Table 7 (1.0 MobileNet-128): 186M; " + _MACS_NOTE),
+)
+
+
+def _expected(alpha: float, params: float, macs: float, exact: int) -> dict[str, Expected]:
+    table = "Table 7" if alpha == 1.0 else "Table 6"
+    out = {
+        "params": Expected(
+            params,
+            source=f"Howard et al. 2017, {table} ({alpha:g} MobileNet-224): {params / 1e6:g}M; "
+            + _PARAMS_NOTE.format(exact=exact),
+            abs_tol=0.05e6,
+        ),
+        "macs": Expected(
+            macs,
+            source=f"Howard et al. 2017, {table} ({alpha:g} MobileNet-224): {macs / 1e6:g}M; " + _MACS_NOTE,
+            abs_tol=1e6,
+            input_size=(3, 224, 224),
+        ),
+    }
+    if alpha == 1.0:
+        for size, value, source in _RESOLUTIONS:
+            out[f"macs@{size}"] = Expected(value, source=source, abs_tol=1e6, input_size=(3, size, size))
+    return out
+
+
+for _name, _builder, _alpha, _params, _macs, _exact in _VARIANTS:
+    register_model(
+        ArchSpec(
+            name=_name,
+            family="mobilenet_v1",
+            builder=_builder,
+            paper="Howard et al. 2017, MobileNets, Tables 1, 6, 7",
+            torchvision=None,
+            input_size=(3, 224, 224),
+            init=_INIT,
+            expected=_expected(_alpha, _params, _macs, _exact),
+            config={
+                "alpha": _alpha,
+                "stem": STEM,
+                "blocks": BLOCKS,
+                "num_classes": 1000,
+            },
+            builder_kwargs={},
+            deviations=_DEVIATIONS,
+        )
+    )

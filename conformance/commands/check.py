@@ -1,0 +1,97 @@
+"""``cnn-conformance check``: the gate on the command line.
+
+    cnn-conformance check resnet50 vgg16          # built-in architectures
+    cnn-conformance check --all                   # every registered architecture
+    cnn-conformance check --candidate my.py:build --reference torchvision:resnet50
+    cnn-conformance check --candidate pkg.mod:build --spec resnet50 --json report.json
+
+Exit codes: 0 every candidate conformant, 1 a check failed, 2 usage or load error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from ..errors import UsageError
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", metavar="NAME", help="registered architectures to check")
+    parser.add_argument("--all", action="store_true", help="check every registered architecture")
+    parser.add_argument("--candidate", metavar="MODULE_OR_FILE.py:FACTORY", help="a zero-argument factory returning an nn.Module")
+    parser.add_argument("--reference", metavar="torchvision:NAME", help="torchvision builder to compare with (weights=None)")
+    parser.add_argument("--spec", metavar="NAME", help="registered spec whose oracles and init scheme apply")
+    parser.add_argument("--json", metavar="PATH", help="write the full report(s) as JSON")
+    parser.add_argument("-v", "--verbose", action="store_true", help="list every finding, also for passing checks")
+
+
+def _reports(args: argparse.Namespace) -> list:
+    import cnn_models
+
+    from ..check import check_builtin, check_candidate
+    from ..loading import load_factory
+
+    if args.candidate:
+        if args.names or args.all:
+            raise UsageError("give either NAME.../--all or --candidate, not both")
+        factory = load_factory(args.candidate)
+        spec = None
+        if args.spec:
+            try:
+                spec = cnn_models.get_spec(args.spec)
+            except KeyError as exc:
+                raise UsageError(f"--spec: {exc}") from None
+        if not args.reference and spec is None:
+            raise UsageError("--candidate needs --reference torchvision:NAME and/or --spec NAME")
+        print(f"checking {args.candidate} ...", file=sys.stderr, flush=True)
+        return [check_candidate(factory, args.candidate, reference=args.reference, spec=spec)]
+
+    if args.reference or args.spec:
+        raise UsageError("--reference and --spec apply to --candidate; built-in NAMEs use their own spec")
+    names = cnn_models.list_models() if args.all else list(args.names)
+    if not names:
+        raise UsageError("nothing to check: give NAME..., --all, or --candidate")
+    for name in names:
+        try:
+            cnn_models.get_spec(name)
+        except KeyError as exc:
+            raise UsageError(str(exc)) from None
+    errors = cnn_models.plugin_errors()
+    for err in errors:
+        print(f"cnn-conformance: warning: {err}", file=sys.stderr)
+    reports = []
+    for i, name in enumerate(names, 1):
+        start = time.perf_counter()
+        print(f"[{i}/{len(names)}] {name} ...", end="", file=sys.stderr, flush=True)
+        rep = check_builtin(name)
+        print(f" {'ok' if rep.passed else 'FAIL'} ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
+        reports.append(rep)
+    return reports
+
+
+def run(args: argparse.Namespace) -> int:
+    reports = _reports(args)
+    if len(reports) > 1:
+        width = max(len(r.candidate) for r in reports)
+        print(f"{'architecture':<{width}}  verdict         checks  failures")
+        for r in reports:
+            n_fail = sum(not c.passed for c in r.checks)
+            print(f"{r.candidate:<{width}}  {'conformant' if r.passed else 'NOT CONFORMANT':<14}  {len(r.checks):>6}  {n_fail:>8}")
+        print()
+    for r in reports:
+        if len(reports) == 1 or not r.passed or args.verbose:
+            print(r.format(verbose=args.verbose))
+    n_bad = sum(not r.passed for r in reports)
+    print(f"{len(reports) - n_bad}/{len(reports)} conformant")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump([r.to_dict() for r in reports], fh, indent=2, default=str)
+    if any(r.error for r in reports):
+        print(f"cnn-conformance: error: {next(r.error for r in reports if r.error)}", file=sys.stderr)
+        return 2
+    return 0 if n_bad == 0 else 1

@@ -1,0 +1,230 @@
+"""Per-layer summaries in torchsummary's layout, computed on the ``meta`` device.
+
+The printed table is byte-for-byte what ``torchsummary.summary(model, input_size)``
+(torchsummary 1.5.1, sksq96/pytorch-summary) prints for the same model and input, but no
+weight or activation is allocated: the model is built (or copied) on meta and one forward
+pass at batch 2 records every hooked call. The rules it reproduces, as observed facts of
+torchsummary 1.5.1's behaviour:
+
+* which modules get a row: every module reached by ``model.apply`` except the root, any
+  ``nn.Sequential`` (subclasses included, e.g. torchvision's ``Conv2dNormActivation``) and
+  any ``nn.ModuleList``; a module reached along *k* parent paths is hooked *k* times, so
+  each of its calls makes *k* rows. Rows follow the order in which calls finish (a block
+  comes after its children) and a module called twice makes two rows;
+* the label is the last dotted part of ``str(type(module))`` and a running number over *all*
+  rows (``Conv2d-1``, ``BatchNorm2d-2``, ``ReLU-3``): the number is the row's position, not a
+  per-class count;
+* the shape is the output's size with dim 0 replaced by ``batch_size`` (default ``-1``);
+  a tuple/list output shows one ``[-1, ...]`` per element, always with ``-1``;
+* ``Param #`` counts only ``module.weight`` and ``module.bias`` (when they have a ``size``),
+  not other parameters, and not children's; the row is *trainable* only if the module has a
+  ``weight`` whose ``requires_grad`` is set (then weight and bias count as trainable);
+  a bias without a weight counts as non-trainable;
+* sizes in MB assume 4 bytes per number: input ``|prod(input_size) * batch_size|``; the
+  forward/backward size is ``|2 * sum(prod(shape))|`` over rows, the products taken over the
+  printed shapes *including* the ``-1`` batch entries (so a tuple output of two tensors adds
+  a positive product while plain tensors add negative ones); params ``total_params``;
+  the estimated total is params + forward/backward + input, in that order of addition;
+  everything divided by ``1024 ** 2`` and printed with ``%0.2f``.
+
+Where torchsummary itself crashes (an output that is neither a tensor nor a list/tuple of
+tensors, a 0-d output, modules called without positional arguments, several inputs of
+different ranks, a model with no row at all), this renderer still answers: non-tensor
+outputs show as ``[]`` (an empty product, 1, in the sizes, as numpy's ``prod([])`` for an
+empty tuple output), several input sizes multiply (as torchsummary's ``np.prod`` over them
+does), and no row means zero totals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from .inspect import meta_inputs, meta_module, run_forward
+
+__all__ = ["Summary", "SummaryRow", "summarize", "summary_text"]
+
+BYTES_PER_NUMBER = 4.0  # torchsummary assumes float32 whatever the dtype
+MB = 1024.0**2
+RULE = "-" * 64
+DOUBLE_RULE = "=" * 64
+
+# A printed output shape: one list of ints, or a list of them (tuple/list outputs).
+Shape = list[int] | list[list[int]]
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    label: str  # "Conv2d-1": class name and running row number
+    name: str  # qualified module name (not printed; for error messages and tests)
+    output_shape: Shape  # as printed, batch entry included
+    params: int  # weight.numel() + bias.numel(), torchsummary's count
+    trainable: bool | None  # weight.requires_grad; None when the module has no weight
+
+    @property
+    def size_product(self) -> int:
+        """torchsummary's ``np.prod`` of the printed shape (batch entries included)."""
+        shape = self.output_shape
+        if shape and isinstance(shape[0], list):
+            return math.prod(d for sub in shape for d in sub)
+        return math.prod(shape)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Summary:
+    rows: tuple[SummaryRow, ...]
+    input_sizes: tuple[tuple[int, ...], ...]
+    batch_size: int
+
+    @property
+    def total_params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(r.params for r in self.rows if r.trainable)
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    @property
+    def input_mb(self) -> float:
+        numbers = math.prod(d for size in self.input_sizes for d in size)
+        return abs(numbers * self.batch_size * BYTES_PER_NUMBER / MB)
+
+    @property
+    def forward_backward_mb(self) -> float:
+        # x2: activations and their gradients
+        return abs(2.0 * sum(r.size_product for r in self.rows) * BYTES_PER_NUMBER / MB)
+
+    @property
+    def params_mb(self) -> float:
+        return abs(self.total_params * BYTES_PER_NUMBER / MB)
+
+    @property
+    def total_mb(self) -> float:
+        return self.params_mb + self.forward_backward_mb + self.input_mb
+
+    def lines(self) -> list[str]:
+        out = [RULE, _columns("Layer (type)", "Output Shape", "Param #"), DOUBLE_RULE]
+        out += [_columns(r.label, str(r.output_shape), f"{r.params:,}") for r in self.rows]
+        out += [
+            DOUBLE_RULE,
+            f"Total params: {self.total_params:,}",
+            f"Trainable params: {self.trainable_params:,}",
+            f"Non-trainable params: {self.non_trainable_params:,}",
+            RULE,
+            f"Input size (MB): {self.input_mb:0.2f}",
+            f"Forward/backward pass size (MB): {self.forward_backward_mb:0.2f}",
+            f"Params size (MB): {self.params_mb:0.2f}",
+            f"Estimated Total Size (MB): {self.total_mb:0.2f}",
+            RULE,
+        ]
+        return out
+
+    def render(self) -> str:
+        """The table exactly as torchsummary prints it (each line ends with a newline)."""
+        return "".join(line + "\n" for line in self.lines())
+
+    __str__ = render
+
+
+def _columns(label: str, shape: str, params: str) -> str:
+    # label right-aligned in 20, two spaces, shape in 25, one space, count in 15
+    return f"{label:>20}  {shape:>25} {params:>15}"
+
+
+def class_label(module: nn.Module) -> str:
+    """The class name as torchsummary derives it: last dotted part of ``str(type(m))``.
+
+    For ``<class 'torchvision.models.resnet.BasicBlock'>`` that is ``BasicBlock``; it is the
+    last part of the qualified name for any class defined in a named module.
+    """
+    text = str(type(module))
+    tail = text[text.rfind(".") + 1 :]
+    quote = tail.find("'")
+    return tail if quote < 0 else tail[:quote]
+
+
+def _printed_shape(output: object, batch_size: int) -> Shape:
+    if isinstance(output, torch.Tensor):
+        dims = list(output.shape)
+        return [batch_size, *dims[1:]] if dims else []
+    if isinstance(output, (tuple, list)):
+        return [[-1, *o.shape[1:]] if isinstance(o, torch.Tensor) else [] for o in output]
+    return []
+
+
+def _weight_bias(module: nn.Module) -> tuple[int, bool | None]:
+    count, trainable = 0, None
+    weight = getattr(module, "weight", None)
+    if hasattr(weight, "size"):
+        count += math.prod(weight.size())  # type: ignore[union-attr]
+        trainable = bool(getattr(weight, "requires_grad", False))
+    bias = getattr(module, "bias", None)
+    if hasattr(bias, "size"):
+        count += math.prod(bias.size())  # type: ignore[union-attr]
+    return count, trainable
+
+
+def _is_hooked(module: nn.Module, root: nn.Module) -> bool:
+    return module is not root and not isinstance(module, (nn.Sequential, nn.ModuleList))
+
+
+def summarize(
+    model: nn.Module | Callable[[], nn.Module],
+    input_size: Sequence[int] | Sequence[Sequence[int]] = (3, 224, 224),
+    *,
+    batch_size: int = -1,
+    train: bool | None = None,
+) -> Summary:
+    """torchsummary's table for ``model`` at ``input_size``, computed on meta.
+
+    ``model`` is a module (copied to meta; the original is untouched) or a zero-argument
+    factory (built on meta). ``input_size`` is one size ``(C, H, W)`` or a list of sizes for
+    a model with several inputs. ``batch_size`` is what the shapes and the input size show
+    (torchsummary's argument: ``-1`` by default); the pass itself runs at batch 2, as
+    torchsummary's does. ``train`` sets the mode of the pass; ``None`` keeps the model's own
+    (torchsummary runs the model in whatever mode it is in: train mode for a fresh model).
+    """
+    module = meta_module(model)
+    if train is not None:
+        module.train(train)
+    names = {id(m): n for n, m in module.named_modules(remove_duplicate=False)}
+    rows: list[SummaryRow] = []
+
+    def hook(mod: nn.Module, _inp: object, out: object) -> None:
+        params, trainable = _weight_bias(mod)
+        label = f"{class_label(mod)}-{len(rows) + 1}"
+        rows.append(SummaryRow(label, names.get(id(mod), "?"), _printed_shape(out, batch_size), params, trainable))
+
+    handles = []
+
+    def attach(mod: nn.Module) -> None:  # Module.apply: once per parent path, as torchsummary
+        if _is_hooked(mod, module):
+            handles.append(mod.register_forward_hook(hook))
+
+    module.apply(attach)
+    inputs = meta_inputs(input_size, batch_size=2)
+    try:
+        run_forward(module, inputs, rows)
+    finally:
+        for h in handles:
+            h.remove()
+    return Summary(tuple(rows), tuple(tuple(x.shape[1:]) for x in inputs), batch_size)
+
+
+def summary_text(
+    model: nn.Module | Callable[[], nn.Module],
+    input_size: Sequence[int] | Sequence[Sequence[int]] = (3, 224, 224),
+    *,
+    batch_size: int = -1,
+    train: bool | None = None,
+) -> str:
+    """``summarize(...).render()``: the text torchsummary would print."""
+    return summarize(model, input_size, batch_size=batch_size, train=train).render()

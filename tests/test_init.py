@@ -1,0 +1,84 @@
+"""A freshly built model follows the initialisation scheme its spec declares.
+
+The statistical bounds (6 standard errors per layer, see conformance/init_check.py) come from
+the sampling distribution of the variance, so they cannot flake; constants are exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+import cnn_models
+from cnn_models import InitScheme
+from conformance.init_check import init_failures
+
+
+@pytest.mark.parametrize("name", cnn_models.list_models())
+def test_fresh_model_follows_declared_init(name: str) -> None:
+    spec = cnn_models.get_spec(name)
+    torch.manual_seed(1234)
+    failures = init_failures(spec.build(), spec.init)
+    assert not failures, f"{name} ({spec.init.source}):\n" + "\n".join(failures)
+
+
+ZERO_INIT = [n for n in cnn_models.list_models() if cnn_models.get_spec(n).zero_init_residual_bns]
+
+
+@pytest.mark.parametrize("name", ZERO_INIT)
+def test_zero_init_residual_zeroes_last_bn_of_every_block(name: str) -> None:
+    spec = cnn_models.get_spec(name)
+    model = spec.build(zero_init_residual=True)
+    zero = frozenset(
+        n for n, m in model.named_modules()
+        if isinstance(m, nn.BatchNorm2d) and n.startswith("layer") and n.rsplit(".", 1)[-1] in spec.zero_init_residual_bns
+    )
+    assert zero, f"{name}: no BN named {spec.zero_init_residual_bns} inside a residual stage"
+    assert init_failures(model, spec.init, zero) == []
+
+
+# --- the checker itself must be able to fail (otherwise the tests above prove nothing) -------
+
+
+def _conv(std: float, n: int = 64) -> nn.Module:
+    conv = nn.Conv2d(n, n, 3, bias=False)
+    nn.init.normal_(conv.weight, 0.0, std)
+    return nn.Sequential(conv)
+
+
+def test_checker_rejects_fan_in_vs_fan_out_and_wrong_scale() -> None:
+    torch.manual_seed(0)
+    fan_out = InitScheme(conv="kaiming_normal_fan_out", linear="normal_0.01", source="test")
+    # conv 32 -> 64: fan_in 288, fan_out 576 differ by 2x in variance
+    conv = nn.Conv2d(32, 64, 3, bias=False)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+    assert any("variance" in f for f in init_failures(nn.Sequential(conv), fan_out))
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    assert init_failures(nn.Sequential(conv), fan_out) == []
+    # naive N(0,1) instead of He
+    assert init_failures(_conv(1.0), fan_out)
+
+
+def test_checker_rejects_uniform_for_normal_and_bn_constants() -> None:
+    torch.manual_seed(0)
+    scheme = InitScheme(conv="kaiming_normal_fan_out", linear="normal_0.01", source="test")
+    conv = nn.Conv2d(64, 64, 3, bias=False)
+    bound = math.sqrt(3.0) * math.sqrt(2.0 / (64 * 9))  # same variance, uniform law
+    nn.init.uniform_(conv.weight, -bound, bound)
+    assert any("kurtosis" in f for f in init_failures(nn.Sequential(conv), scheme))
+    bn = nn.BatchNorm2d(8)
+    with torch.no_grad():
+        bn.weight[3] = 0.5
+    assert any("BN weight expected all 1" in f for f in init_failures(nn.Sequential(bn), scheme))
+
+
+def test_checker_rejects_nonzero_bias() -> None:
+    scheme = InitScheme(conv="kaiming_normal_fan_out", linear="normal_0.01", source="test")
+    lin = nn.Linear(256, 256)
+    nn.init.normal_(lin.weight, 0, 0.01)
+    assert any("bias expected all zeros" in f for f in init_failures(nn.Sequential(lin), scheme))
+    nn.init.zeros_(lin.bias)
+    assert init_failures(nn.Sequential(lin), scheme) == []

@@ -1,0 +1,91 @@
+"""The meta-device layer table (conformance/inspect.py): rows, meta copies, forward errors.
+
+Oracles: closed-form layer formulas (conformance/formulas/layers.py, property-tested
+against torch in test_flops.py), torchvision's weights meta ``num_params`` read live, and
+the caller's own model (which must come back untouched).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+import torchvision
+
+from conformance.formulas.layers import conv2d_out, conv2d_params, pool2d_out
+from conformance.inspect import ForwardError, build_on_meta, layer_table, meta_inputs, to_meta
+
+
+def test_resnet18_rows_on_meta() -> None:
+    rows = layer_table(torchvision.models.resnet18, (3, 64, 64))
+    by_name = {r.name: r for r in rows}
+    # stem: 7x7/2 pad 3 conv, then 3x3/2 pad 1 max pool (He et al. 2016, Table 1)
+    h = conv2d_out(64, 7, 2, 3)
+    assert by_name["conv1"].out_shape == (64, h, h)
+    assert by_name["conv1"].params == conv2d_params(3, 64, 7, bias=False)
+    h = pool2d_out(h, 3, 2, 1)
+    assert by_name["maxpool"].out_shape == (64, h, h)
+    assert rows[-1].name == "" and rows[-1].kind == "ResNet" and rows[-1].out_shape == (1000,)
+    leaves = sum(r.params for r in rows if r.is_leaf)
+    assert leaves == torchvision.models.get_model_weights("resnet18").DEFAULT.meta["num_params"]
+
+
+def test_rows_follow_call_order_containers_after_children() -> None:
+    rows = layer_table(lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.Sequential(nn.ReLU())), (3, 8, 8))
+    assert [(r.name, r.kind) for r in rows] == [("0", "Conv2d"), ("1.0", "ReLU"), ("1", "Sequential"), ("", "Sequential")]
+
+
+def test_layer_table_leaves_the_callers_model_alone() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    layer_table(model, (3, 8, 8), train=False)
+    assert model.training
+    assert all(v.device.type == "cpu" and torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_to_meta_keeps_requires_grad_sharing_and_modes() -> None:
+    a = nn.Linear(4, 4)
+    model = nn.Sequential(a, nn.ReLU(), nn.Linear(4, 4))
+    model[2].weight = a.weight  # tied weights
+    model[2].bias.requires_grad_(False)
+    model[1].eval()
+    copy = to_meta(model)
+    assert copy is not model and all(p.is_meta for p in copy.parameters())
+    assert copy[2].weight is copy[0].weight
+    assert not copy[2].bias.requires_grad and copy[0].bias.requires_grad
+    assert copy.training and not copy[1].training
+    assert next(model.parameters()).device.type == "cpu"
+
+
+def test_build_on_meta_moves_what_the_factory_pinned_and_refuses_non_modules() -> None:
+    class Pinned(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("scale", torch.ones(3, device="cpu"))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * self.scale[:, None, None]
+
+    model = build_on_meta(Pinned)
+    assert model.scale.is_meta
+    assert layer_table(Pinned, (3, 4, 4))[-1].out_shape == (3, 4, 4)
+    with pytest.raises(TypeError, match="not an nn.Module"):
+        build_on_meta(lambda: "resnet")  # type: ignore[arg-type, return-value]
+
+
+def test_forward_error_names_the_innermost_module_and_keeps_rows() -> None:
+    factory = lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.Sequential(nn.Flatten(), nn.Linear(5, 2)))  # noqa: E731
+    with pytest.raises(ForwardError) as info:
+        layer_table(factory, (3, 8, 8))
+    err = info.value
+    assert err.where == "1.1"
+    assert "'1.1' (Linear)" in str(err) and "\n" not in str(err)
+    assert [r.name for r in err.rows] == ["0", "1.0"]  # what ran before the failure
+
+
+def test_meta_inputs_validates_sizes() -> None:
+    (x,) = meta_inputs((3, 5, 7), batch_size=2)
+    assert x.shape == (2, 3, 5, 7) and x.is_meta and x.dtype == torch.float32
+    assert [t.shape for t in meta_inputs([(1, 2), (3,)])] == [(2, 1, 2), (2, 3)]
+    with pytest.raises(ValueError, match="input_size"):
+        meta_inputs((3, 0, 7))

@@ -1,0 +1,305 @@
+"""MobileNet v2 against torchvision (weights meta, its generic constructor) and its closed form.
+
+Oracles, each named where it is used:
+* torchvision's ``MobileNet_V2_Weights`` meta, read live: ``num_params`` and ``_ops``
+  (GFLOPS label; GMACs of conv + linear rounded to 3 decimals);
+* ``torchvision.models.MobileNetV2(width_mult=..., inverted_residual_setting=...)`` built on
+  meta for arbitrary configs, and torchvision's ``InvertedResidual`` block for numerics;
+* the closed form ``conformance.formulas.mobilenet_v2.plan`` (reads the config only);
+* Sandler et al. 2018, Table 2 (strides, channels, map sizes).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+import torchvision
+from hypothesis import given
+from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models.mobilenetv2 import InvertedResidual as TVInvertedResidual
+
+import cnn_models
+from cnn_models.mobilenet_v2 import (
+    INVERTED_RESIDUAL_SETTING,
+    InvertedResidual,
+    MobileNetV2,
+    mobilenet_v2,
+)
+from conformance.formulas import plan_for
+from conformance.formulas.mobilenet_v2 import plan
+from conformance.inspect import build_on_meta, layer_table
+
+
+def _tv_meta(key: str) -> float:
+    """The value of ``key`` in every torchvision MobileNet v2 weights entry (they must agree)."""
+    values = {w.meta[key] for w in torchvision.models.get_model_weights("mobilenet_v2")}
+    assert len(values) == 1, f"torchvision's mobilenet_v2 weights disagree on {key}: {values}"
+    return values.pop()
+
+
+def _num_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _flop_macs(model: nn.Module, input_size: tuple[int, int, int]) -> int:
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros((1, *input_size), device="meta"))
+    return counter.get_total_flops() // 2
+
+
+def _rows(table) -> list[tuple]:
+    return [(r.name, r.kind, tuple(r.out_shape), r.params) for r in table]
+
+
+def _config(**overrides) -> dict:
+    return {**cnn_models.get_spec("mobilenet_v2").config, **overrides}
+
+
+def _shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+# --- parameters and MACs against torchvision's meta -----------------------------------------
+
+
+def test_params_match_torchvision_meta() -> None:
+    expected = _tv_meta("num_params")
+    spec = cnn_models.get_spec("mobilenet_v2")
+    from_plan = plan_for(spec.family, spec.config, spec.input_size).params
+    from_model = _num_params(build_on_meta(spec.build))
+    assert (from_plan, from_model) == (expected, expected), (
+        f"mobilenet_v2: expected {expected:,} params (torchvision meta num_params), "
+        f"got closed form {from_plan:,}, model {from_model:,}"
+    )
+    assert spec.expected["params"].value == expected
+
+
+def test_macs_match_torchvision_ops() -> None:
+    ops = _tv_meta("_ops")  # GMACs, 3 decimals, at the weights' 224 px crop
+    spec = cnn_models.get_spec("mobilenet_v2")
+    from_plan = plan_for(spec.family, spec.config, (3, 224, 224)).macs
+    from_ours = _flop_macs(build_on_meta(spec.build), (3, 224, 224))
+    from_tv = _flop_macs(build_on_meta(torchvision.models.mobilenet_v2), (3, 224, 224))
+    assert from_plan == from_ours == from_tv, (from_plan, from_ours, from_tv)
+    assert abs(from_plan - ops * 1e9) <= 0.0005e9, (
+        f"mobilenet_v2: expected {ops} GMACs (torchvision meta _ops, +-0.0005), got {from_plan / 1e9:.6f}"
+    )
+    assert spec.expected["macs"].holds_for(from_plan)
+
+
+def test_state_dict_matches_torchvision() -> None:
+    ours = build_on_meta(mobilenet_v2)
+    theirs = build_on_meta(torchvision.models.mobilenet_v2)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert _shapes(ours) == _shapes(theirs)
+    for key in ("features.1.conv.0.0.weight", "features.1.conv.1.weight", "features.18.0.weight", "classifier.1.weight"):
+        assert key in ours.state_dict(), key
+
+
+# --- Table 2: structure ----------------------------------------------------------------------
+
+
+def test_table_2_maps_at_224() -> None:
+    """Sandler et al. 2018, Table 2: the output of each (t, c, n, s) sequence at 224 px."""
+    rows = {r.name: r.out_shape for r in layer_table(mobilenet_v2, (3, 224, 224))}
+    last = {"features.0": (32, 112, 112), "features.1": (16, 112, 112), "features.3": (24, 56, 56),
+            "features.6": (32, 28, 28), "features.10": (64, 14, 14), "features.13": (96, 14, 14),
+            "features.16": (160, 7, 7), "features.17": (320, 7, 7), "features.18": (1280, 7, 7),
+            "classifier": (1000,)}  # fmt: skip
+    assert {k: rows[k] for k in last} == last
+
+
+def test_residual_only_where_shapes_match() -> None:
+    """Stride 1 and C_in == C_out add the input back (Table 1 / Fig. 4): 10 of 17 blocks."""
+    model = build_on_meta(mobilenet_v2)
+    assert isinstance(model, MobileNetV2)
+    blocks = [m for m in model.features if isinstance(m, InvertedResidual)]
+    assert len(blocks) == sum(n for _, _, n, _ in INVERTED_RESIDUAL_SETTING) == 17
+    residual = [i for i, b in enumerate(model.features) if isinstance(b, InvertedResidual) and b.use_res_connect]
+    assert residual == [3, 5, 6, 8, 9, 10, 12, 13, 15, 16]
+
+
+@pytest.mark.parametrize("size", [(3, 224, 224), (3, 64, 64), (3, 33, 50)])
+def test_plan_rows_equal_layer_table(size: tuple[int, int, int]) -> None:
+    """Closed form == our model == torchvision's, every leaf module (name, kind, shape, params)."""
+    spec = cnn_models.get_spec("mobilenet_v2")
+    planned = _rows(plan_for(spec.family, spec.config, size).layers)
+    measured = _rows(r for r in layer_table(spec.build, size) if r.is_leaf)
+    for i, (p, m) in enumerate(zip(planned, measured, strict=False)):
+        assert p == m, f"mobilenet_v2 at {size}, row {i}: closed form {p} != model {m}"
+    assert len(planned) == len(measured)
+    assert _rows(r for r in layer_table(torchvision.models.mobilenet_v2, size) if r.is_leaf) == measured
+
+
+# --- hypothesis: ours vs torchvision's generic constructor vs the closed form ----------------
+
+_settings = st.lists(
+    st.tuples(
+        st.integers(1, 6),  # t
+        st.integers(1, 48),  # c
+        st.integers(1, 3),  # n
+        st.integers(1, 2),  # s (torchvision's InvertedResidual accepts 1 and 2)
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@given(
+    width_mult=st.floats(min_value=0.25, max_value=1.4, allow_nan=False),
+    num_classes=st.integers(1, 100),
+)
+def test_width_mult_agrees_with_torchvision(width_mult: float, num_classes: int) -> None:
+    """Default table, any width: same keys and shapes as torchvision, and the closed form gives
+    every parametric module's parameter count (no forward: widths do not change map sizes;
+    the random-table test below runs the forward)."""
+    ours = build_on_meta(lambda: mobilenet_v2(width_mult=width_mult, num_classes=num_classes))
+    theirs = build_on_meta(lambda: torchvision.models.MobileNetV2(width_mult=width_mult, num_classes=num_classes))
+    assert _shapes(ours) == _shapes(theirs)  # same keys and shapes: same parameter count
+    p = plan(_config(width_mult=width_mult, num_classes=num_classes), (3, 32, 32))
+    assert _num_params(ours) == _num_params(theirs) == p.params
+    modules = dict(ours.named_modules())
+    planned = {r.name: (r.kind, r.params) for r in p.layers if r.kind in ("Conv2d", "BatchNorm2d", "Linear")}
+    built = {
+        n: (type(m).__name__, sum(t.numel() for t in m.parameters(recurse=False)))
+        for n, m in modules.items()
+        if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear))
+    }
+    assert planned == built
+
+
+@given(
+    setting=_settings,
+    width_mult=st.floats(min_value=0.25, max_value=1.4, allow_nan=False),
+    round_nearest=st.sampled_from([1, 4, 8]),
+    num_classes=st.integers(1, 20),
+    size=st.integers(1, 64),
+)
+def test_random_tables_agree_with_torchvision(setting, width_mult, round_nearest, num_classes, size) -> None:
+    input_size = (3, size, size)
+    table = [list(row) for row in setting]
+    kwargs = dict(width_mult=width_mult, inverted_residual_setting=table, round_nearest=round_nearest, num_classes=num_classes)
+    ours = build_on_meta(lambda: MobileNetV2(**kwargs))
+    theirs = build_on_meta(lambda: torchvision.models.MobileNetV2(**kwargs))
+    assert _shapes(ours) == _shapes(theirs)
+    p = plan(_config(inverted_residual_setting=setting, width_mult=width_mult, round_nearest=round_nearest, num_classes=num_classes), input_size)
+    assert _num_params(ours) == _num_params(theirs) == p.params
+    assert _rows(r for r in layer_table(ours, input_size) if r.is_leaf) == _rows(p.layers)
+    with torch.no_grad():
+        out = theirs.eval()(torch.zeros((1, *input_size), device="meta"))
+    assert tuple(out.shape[1:]) == p.out_shape == (num_classes,)
+
+
+# --- blocks: numerics against torchvision, gradients ------------------------------------------
+
+BLOCK_CASES = [
+    # (c_in, c_out, stride, t): residual with expansion, stride 2, expansion 1 with and without residual
+    (4, 4, 1, 6),
+    (4, 6, 2, 6),
+    (4, 4, 1, 1),
+    (3, 5, 2, 1),
+    (4, 5, 1, 2),
+]
+
+
+def _randomize(module: nn.Module, gen: torch.Generator) -> None:
+    """Every parameter and BN buffer random, so identity-like init hides nothing."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.5)
+        for m in module.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                mean, var = m.running_mean, m.running_var
+                assert mean is not None and var is not None
+                mean.copy_(torch.randn(m.num_features, generator=gen, dtype=mean.dtype))
+                var.copy_(torch.rand(m.num_features, generator=gen, dtype=var.dtype) + 0.5)
+
+
+@pytest.mark.parametrize(("c_in", "c_out", "stride", "t"), BLOCK_CASES)
+def test_block_matches_torchvision(c_in: int, c_out: int, stride: int, t: int) -> None:
+    gen = torch.Generator().manual_seed(7)
+    theirs = TVInvertedResidual(c_in, c_out, stride, t).double().eval()
+    _randomize(theirs, gen)
+    ours = InvertedResidual(c_in, c_out, stride, t).double().eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    assert ours.use_res_connect == (stride == 1 and c_in == c_out) == theirs.use_res_connect
+    x = torch.randn(2, c_in, 6, 6, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("c_in", "c_out", "stride", "t"), BLOCK_CASES)
+def test_inverted_residual_gradcheck(c_in: int, c_out: int, stride: int, t: int) -> None:
+    """float64 gradcheck w.r.t. the input and every parameter (eval-mode BN, random stats)."""
+    gen = torch.Generator().manual_seed(100 * c_in + 10 * c_out + stride + t)
+    block = InvertedResidual(c_in, c_out, stride, t).double().eval()
+    _randomize(block, gen)
+    names = [n for n, _ in block.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_(True) for p in block.parameters())
+    x = torch.randn(2, c_in, 5, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+
+    def f(inp, *ps):
+        return torch.func.functional_call(block, dict(zip(names, ps, strict=True)), (inp,))
+
+    assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-5)
+
+
+def test_residual_block_adds_its_input() -> None:
+    """With the projection BN zeroed (gamma = beta = 0) a residual block is the identity."""
+    block = InvertedResidual(4, 4, 1, 6).eval()
+    bn = block.conv[3]
+    assert isinstance(bn, nn.BatchNorm2d)
+    with torch.no_grad():
+        bn.weight.zero_()
+        bn.bias.zero_()
+    x = torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(block(x), x, rtol=0, atol=0)
+
+
+def test_init_facts() -> None:
+    """torchvision's scheme: no conv bias anywhere, BN 1/0, classifier bias 0, Dropout(0.2)."""
+    torch.manual_seed(0)
+    model = mobilenet_v2(width_mult=0.35, num_classes=10)
+    assert [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and m.bias is not None] == []
+    for n, m in model.named_modules():
+        if isinstance(m, nn.BatchNorm2d):
+            assert torch.all(m.weight == 1) and torch.all(m.bias == 0), n
+    fc = model.classifier[1]
+    assert isinstance(fc, nn.Linear) and torch.all(fc.bias == 0)
+    assert isinstance(model.classifier[0], nn.Dropout) and model.classifier[0].p == 0.2
+
+
+def test_every_parameter_gets_a_finite_gradient() -> None:
+    torch.manual_seed(0)
+    model = mobilenet_v2(width_mult=0.25, num_classes=7).train()
+    model(torch.randn(2, 3, 32, 32)).square().mean().backward()
+    bad = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert bad == [], f"parameters without a finite gradient: {bad}"
+
+
+# --- arguments -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argname"),
+    [
+        ({"width_mult": 0}, "width_mult"),
+        ({"width_mult": -0.5}, "width_mult"),
+        ({"width_mult": float("nan")}, "width_mult"),
+        ({"num_classes": 0}, "num_classes"),
+        ({"dropout": 1.01}, "dropout"),
+        ({"round_nearest": 0}, "round_nearest"),
+        ({"inverted_residual_setting": []}, "inverted_residual_setting"),
+        ({"inverted_residual_setting": [[1, 16, 1]]}, r"inverted_residual_setting\[0\]"),
+        ({"inverted_residual_setting": [[1, 16, 1, 1], [6, 24, 0, 2]]}, r"inverted_residual_setting\[1\]"),
+        ({"inverted_residual_setting": [[1, 16, 1, -1]]}, r"inverted_residual_setting\[0\]"),
+        ({"inverted_residual_setting": [[1.5, 16, 1, 1]]}, r"inverted_residual_setting\[0\]"),
+        ({"inverted_residual_setting": [[1, 16, 1, 1, 1]]}, r"inverted_residual_setting\[0\]"),
+        ({"inverted_residual_setting": "1611"}, "inverted_residual_setting"),
+    ],
+)
+def test_invalid_arguments_raise(kwargs: dict, argname: str) -> None:
+    with pytest.raises(ValueError, match=argname):
+        mobilenet_v2(**kwargs)
