@@ -277,7 +277,8 @@ def _tv(name: str, **kwargs: object) -> Mutation:
 
 
 def _timm(name: str) -> Mutation:
-    timm = pytest.importorskip("timm")
+    import timm  # a test dependency (pyproject extra "test"): an independent implementation
+
     return lambda: timm.create_model(name, pretrained=False, zero_init_last=False)
 
 
