@@ -21,6 +21,7 @@ COMMANDS = {
     "check": ("conformance.commands.check", "check architectures against independent oracles (the gate)"),
     "summary": ("conformance.commands.summary", "per-layer table in torchsummary's layout, computed on meta"),
     "flops": ("conformance.commands.flops", "MACs and FLOPs by layer type, with the oracles side by side"),
+    "gradflow": ("conformance.gradflow.cli", "gradient flow at initialisation: measured vs theory, with a report"),
     "models": ("conformance.commands.models", "list registered architectures with their parameter oracles"),
 }
 
