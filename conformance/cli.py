@@ -22,6 +22,7 @@ COMMANDS = {
     "summary": ("conformance.commands.summary", "per-layer table in torchsummary's layout, computed on meta"),
     "flops": ("conformance.commands.flops", "MACs and FLOPs by layer type, with the oracles side by side"),
     "gradflow": ("conformance.gradflow.cli", "gradient flow at initialisation: measured vs theory, with a report"),
+    "claims": ("conformance.commands.claims", "the tutorial's and papers' numbers, measured, with verdicts"),
     "models": ("conformance.commands.models", "list registered architectures with their parameter oracles"),
 }
 

@@ -1,0 +1,179 @@
+"""A claim, its verdict, and the rule that its two measurements must agree.
+
+A ``Claim`` is data plus two functions:
+
+* ``measure()`` computes the measured value by instantiating modules *and* by closed forms;
+  it passes both through ``agree``, which raises ``ClaimError`` when they differ (a bug in an
+  exhibit or a formula, never a finding). It is cached: each claim is measured once per process.
+* ``judge(claimed, measured)`` returns the verdict -- ``True`` (holds), ``False`` (does not
+  hold) or ``"conditional"`` (holds only under the condition the explanation states) -- and a
+  one-sentence explanation. Judging is separate from measuring so a test can re-judge the
+  same measurement against a mutated claimed value and see the verdict flip.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..errors import ConformanceError
+
+__all__ = [
+    "CONDITIONAL",
+    "Claim",
+    "ClaimError",
+    "Result",
+    "Verdict",
+    "agree",
+    "exact",
+    "fmt",
+    "rounded",
+    "verdict_label",
+    "within",
+]
+
+Verdict = bool | Literal["conditional"]
+CONDITIONAL: Literal["conditional"] = "conditional"
+Judge = Callable[[Any, Any], tuple[Verdict, str]]
+
+_UNSET: Any = object()
+
+
+class ClaimError(ConformanceError):
+    """A claim's two measurements (instantiated modules, closed form) disagree."""
+
+
+def agree(where: str, instantiated: Any, closed_form: Any, *, rel: float = 0.0) -> Any:
+    """Return ``instantiated`` if it equals ``closed_form`` (numbers: within ``rel``), else raise."""
+    if not _same(instantiated, closed_form, rel):
+        raise ClaimError(
+            f"{where}: instantiated modules give {fmt(instantiated)}, the closed form gives "
+            f"{fmt(closed_form)} (tolerance rel {rel:g}); an exhibit or a formula is wrong"
+        )
+    return instantiated
+
+
+def _same(a: Any, b: Any, rel: float) -> bool:
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same(a[k], b[k], rel) for k in a)
+    if isinstance(a, Sequence) and isinstance(b, Sequence) and not isinstance(a, str) and not isinstance(b, str):
+        return len(a) == len(b) and all(_same(x, y, rel) for x, y in zip(a, b, strict=True))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=rel, abs_tol=0.0) if rel else a == b
+    return bool(a == b)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One evaluated claim: what the CLI prints and ``--json`` writes."""
+
+    id: str
+    source: str
+    statement: str
+    claimed: Any
+    measured: Any
+    verdict: Verdict
+    explanation: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "statement": self.statement,
+            "claimed": _jsonable(self.claimed),
+            "measured": _jsonable(self.measured),
+            "verdict": self.verdict,
+            "explanation": self.explanation,
+        }
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    group: str
+    source: str
+    statement: str
+    claimed: Any
+    measure: Callable[[], Any]
+    judge: Judge
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "measure", functools.cache(self.measure))
+
+    def evaluate(self, claimed: Any = _UNSET) -> Result:
+        """Measure (cached) and judge; ``claimed`` overrides the catalogue's value (for tests)."""
+        value = self.claimed if claimed is _UNSET else claimed
+        measured = self.measure()
+        verdict, why = self.judge(value, measured)
+        if verdict not in (True, False, CONDITIONAL):
+            raise ClaimError(f"{self.id}: judge returned verdict {verdict!r}")
+        if verdict is not True and not why:
+            raise ClaimError(f"{self.id}: a verdict other than 'holds' needs an explanation")
+        return Result(self.id, self.source, self.statement, value, measured, verdict, why)
+
+
+# --- judges --------------------------------------------------------------------------------
+
+
+def exact(why_not: str = "measured {measured}, not {claimed}", holds: str = "") -> Judge:
+    """Holds when claimed == measured; ``why_not`` is formatted with both (``fmt``-ed)."""
+
+    def judge(claimed: Any, measured: Any) -> tuple[Verdict, str]:
+        if _same(_jsonable(claimed), _jsonable(measured), 0.0):
+            return True, holds
+        return False, why_not.format(claimed=fmt(claimed), measured=fmt(measured))
+
+    return judge
+
+
+def within(abs_tol: float, why_not: str = "measured {measured}, not {claimed} +- {tol}", holds: str = "") -> Judge:
+    """Holds when |claimed - measured| <= abs_tol (a paper's rounding)."""
+
+    def judge(claimed: float, measured: float) -> tuple[Verdict, str]:
+        if abs(float(measured) - float(claimed)) <= abs_tol:
+            return True, holds
+        return False, why_not.format(claimed=fmt(claimed), measured=fmt(measured), tol=fmt(abs_tol))
+
+    return judge
+
+
+def rounded(value: float, digits: int = 3) -> float:
+    """``value`` to ``digits`` significant digits (stable figures for Monte Carlo results)."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+# --- formatting ----------------------------------------------------------------------------
+
+
+def fmt(value: Any) -> str:
+    """Human form: ints (and integral floats) with thousands separators, other floats as stored."""
+    if isinstance(value, bool) or value is None:
+        return str(value).lower() if isinstance(value, bool) else "none"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
+        return f"{value:,}"  # shortest round-trip form: measured floats are rounded where measured
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {fmt(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(fmt(v) for v in value)
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def verdict_label(verdict: Verdict) -> str:
+    return {True: "holds", False: "does not hold", CONDITIONAL: "conditional"}[verdict]
