@@ -13,6 +13,7 @@ import torch.nn as nn
 
 __all__ = [
     "ConvBNAct",
+    "init_fan_out_normal_",
     "check_choice",
     "check_positive_float",
     "check_positive_int",
@@ -62,6 +63,27 @@ class ConvBNAct(nn.Sequential):
             layers.append(activation(inplace=True))
         super().__init__(*layers)
         self.out_channels = out_channels
+
+
+def init_fan_out_normal_(model: nn.Module, linear_std: float = 0.01) -> None:
+    """torchvision's VGG / MobileNet initialisation, in module order (so the draws match).
+
+    Conv weights N(0, 2/fan_out) (He et al. 2015, Eq. 14; ``kaiming_normal_(mode="fan_out")``,
+    whose default gain is ReLU's), BatchNorm gamma 1 and beta 0, Linear weights
+    N(0, ``linear_std``^2), every bias 0. Declared as ``InitScheme(conv="kaiming_normal_fan_out",
+    linear="normal_0.01")``.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, linear_std)
+            nn.init.zeros_(m.bias)
 
 
 # --- argument validation: every builder checks its arguments and names the bad one --------

@@ -39,7 +39,7 @@ ENTRY_POINT_GROUP = "cnn_conformance.architectures"
 _REGISTRY: dict[str, ArchSpec] = {}
 _plugins_loaded = False
 _plugin_errors: list[str] = []
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a plugin module may call list_models() while it loads
 
 
 def register_model(spec: ArchSpec) -> ArchSpec:
@@ -78,9 +78,20 @@ def _load_entry_points() -> None:
                 obj = ep.load()
                 if callable(obj) and not isinstance(obj, type):
                     result = obj()
-                    specs: Iterable[Any] = [result] if isinstance(result, ArchSpec) else (result or [])
-                    for spec in specs:
-                        if spec.name not in _REGISTRY or _REGISTRY[spec.name] is not spec:
+                    specs: Iterable[Any]
+                    if isinstance(result, ArchSpec):
+                        specs = [result]
+                    elif result is None:  # the callable registered its specs itself
+                        specs = []
+                    elif isinstance(result, Iterable) and not isinstance(result, (str, bytes)):
+                        specs = list(result)
+                    else:
+                        raise SpecError(
+                            f"{ep.value} returned {type(result).__name__}; expected an ArchSpec, "
+                            "a list of them, or None"
+                        )
+                    for spec in specs:  # a spec the module registered at import is not a duplicate
+                        if not isinstance(spec, ArchSpec) or _REGISTRY.get(spec.name) is not spec:
                             register_model(spec)
             except Exception as exc:  # reported, never swallowed: see plugin_errors()
                 msg = f"entry point {ep.name!r} ({ep.value}) in group {ENTRY_POINT_GROUP}: {type(exc).__name__}: {exc}"

@@ -35,7 +35,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ._blocks import ConvBNAct, check_positive_float, check_positive_int, check_probability
+from ._blocks import (
+    ConvBNAct,
+    check_positive_float,
+    check_positive_int,
+    check_probability,
+    init_fan_out_normal_,
+)
 from ._registry import register_model
 from ._spec import ArchSpec, Expected, InitScheme
 
@@ -122,7 +128,7 @@ class MobileNetV1(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)  # (N, 1024a, 1, 1)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(channels, num_classes))
         self.last_channel = channels
-        _init_weights(self)
+        init_fan_out_normal_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)  # (N, 1024a, H/32, W/32)
@@ -143,19 +149,6 @@ def _check_table(name: str, rows: object) -> None:
             raise ValueError(f"{name}[{i}] must be 2 positive ints (channels, stride), got {row!r}")
 
 
-def _init_weights(model: nn.Module) -> None:
-    """torchvision's MobileNet v2 scheme (see the spec's ``init`` and ``deviations``)."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
 
 
 # --- builders ------------------------------------------------------------------------------

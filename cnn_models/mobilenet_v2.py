@@ -31,6 +31,7 @@ from ._blocks import (
     check_positive_float,
     check_positive_int,
     check_probability,
+    init_fan_out_normal_,
     make_divisible,
 )
 from ._registry import register_model
@@ -149,7 +150,7 @@ class MobileNetV2(nn.Module):
         layers.append(ConvBNAct(channels, self.last_channel, 1, activation=nn.ReLU6))  # (N, 1280, H/32, W/32)
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(self.last_channel, num_classes))
-        _init_weights(self)
+        init_fan_out_normal_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)  # (N, 1280, H/32, W/32)
@@ -158,19 +159,6 @@ class MobileNetV2(nn.Module):
         return self.classifier(x)  # (N, num_classes)
 
 
-def _init_weights(model: nn.Module) -> None:
-    """torchvision models/mobilenetv2.py: kaiming fan_out convs, BN 1/0, linear N(0, 0.01)."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
 
 
 def mobilenet_v2(

@@ -34,6 +34,7 @@ from ._blocks import (
     check_positive_float,
     check_positive_int,
     check_probability,
+    init_fan_out_normal_,
     make_divisible,
 )
 from ._registry import register_model
@@ -218,7 +219,7 @@ class MobileNetV3(nn.Module):
             nn.Dropout(p=dropout, inplace=True),
             nn.Linear(self.last_channel, num_classes),
         )
-        _init_weights(self)
+        init_fan_out_normal_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)  # (N, 6 out, H/32, W/32)
@@ -227,19 +228,6 @@ class MobileNetV3(nn.Module):
         return self.classifier(x)  # (N, num_classes)
 
 
-def _init_weights(model: nn.Module) -> None:
-    """torchvision models/mobilenetv3.py: kaiming fan_out convs (bias 0), BN 1/0, linear N(0, 0.01)."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
 
 
 def mobilenet_v3_large(*, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2) -> MobileNetV3:

@@ -25,7 +25,7 @@ from types import MappingProxyType
 import torch
 import torch.nn as nn
 
-from ._blocks import check_positive_int, check_probability
+from ._blocks import check_positive_int, check_probability, init_fan_out_normal_
 from ._registry import register_model
 from ._spec import ArchSpec, Expected, InitScheme
 
@@ -121,17 +121,7 @@ class VGG(nn.Module):
 
     def reset_parameters(self) -> None:
         """torchvision's VGG init: He (fan_out) convs, BN 1/0, N(0, 0.01) linears, zero biases."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, mean=0.0, std=0.01)
-                nn.init.zeros_(m.bias)
+        init_fan_out_normal_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)  # (N, 512, H/32, W/32) for the paper's configurations

@@ -149,21 +149,31 @@ def _check_layer_sequence(cand: list[LayerRow], ref: list[LayerRow], partial: bo
     return CheckResult.from_failures("layer_table", failures, f"{len(b)} parametric/pooling layers vs {len(a)} in the reference{note}")
 
 
-def _check_plan_layers(cand: list[LayerRow], plan: Any, train_rows: Callable[[], list[LayerRow]]) -> CheckResult:
+def _check_plan_layers(
+    cand: list[LayerRow], plan: Any, train_rows: Callable[[], list[LayerRow]], partial: bool = False
+) -> CheckResult:
     """Every Conv2d/BN/Linear of the closed-form plan exists in the candidate, by name.
 
     ``cand`` is the eval-mode table; layers that run only in train mode (auxiliary heads)
     are looked up in ``train_rows()``, computed only when the eval table lacks a layer.
+    ``partial``: the forward pass raised, so layers after the failure never ran; they are not
+    reported missing (the forward error is its own failure), the layers that ran are compared.
     """
     got = {r.name: r for r in cand if r.kind in PARAMETRIC or r.params > 0}
     planned = {layer.name: layer for layer in plan.layers if layer.kind in PARAMETRIC}
-    if set(planned) - set(got):
-        for r in train_rows():
+    if set(planned) - set(got) and not partial:
+        try:
+            extra = train_rows()
+        except ForwardError as exc:  # the train-mode pass broke too: use what it recorded
+            extra, partial = exc.rows, True
+        for r in extra:
             if r.name not in got and (r.kind in PARAMETRIC or r.params > 0):
                 got[r.name] = r
     failures = []
     for name, layer in planned.items():
         found = got.get(name)
+        if found is None and partial:
+            continue
         if found is None:
             failures.append(f"{name}: closed form has {layer.kind} out {layer.out_shape} ({layer.params:,} params), candidate has no such module")
         elif (found.kind, found.out_shape, found.params) != (layer.kind, layer.out_shape, layer.params):
@@ -309,7 +319,7 @@ def check(
             checks.append(_guard("layer_table", lambda: _check_layer_sequence(cand_rows, layer_table(ref_meta, size), partial=bool(forward_error))))
     if plan is not None and cand_rows:
         checks.append(_guard("closed_form_layers", lambda: _check_plan_layers(
-            cand_rows, plan, lambda: layer_table(cand_meta, size, train=True))))
+            cand_rows, plan, lambda: layer_table(cand_meta, size, train=True), partial=bool(forward_error))))
     checks.append(_guard("macs", lambda: _check_macs(cand_meta, spec, size, tv_name)))
     if spec is not None:
         checks.append(_guard("init", lambda: _check_init(candidate, spec, zero_init_factory)))

@@ -309,9 +309,9 @@ def _num(value: int | None, oracle: Oracle | None, zero: bool = False) -> str:
 
 
 def _closed_form(spec: Any, input_size: InputSize) -> Oracle:
-    from .formulas import plan_for
+    from .formulas import formula_module, plan_for
 
-    source = f"conformance/formulas/{spec.family}.py from the spec's config"
+    source = f"{formula_module(spec.family)}.plan from the spec's config"
     try:
         plan = plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes}, tuple(input_size))  # type: ignore[arg-type]
     except (LookupError, ValueError, NotImplementedError) as exc:

@@ -101,6 +101,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {str(p)!r} is empty (0 bytes)")
     if p.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file
@@ -117,6 +119,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             text = str(exc).strip().splitlines()
             reason = text[0] if text else type(exc).__name__
             if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+                reason = _unpickler_reason(str(exc)) or reason
                 raise CheckpointError(
                     f"checkpoint {str(p)!r} refused: it is a pickle that needs code outside torch's "
                     f"weights-only allow-list to load ({reason}); it was not executed"
@@ -124,9 +127,24 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"checkpoint {str(p)!r} cannot be read: {type(exc).__name__}: {reason}") from None
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"checkpoint {str(p)!r} is not a state_dict (a mapping of names to tensors)")
+    not_sd = f"checkpoint {str(p)!r} is not a state_dict (a mapping of names to tensors)"
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{not_sd}: it holds a {type(state).__name__}")
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise CheckpointError(f"{not_sd}: {bad[0]!r} is a {type(state[bad[0]]).__name__}{more}")
     return dict(state)
+
+
+def _unpickler_reason(message: str) -> str:
+    """What torch's weights-only unpickler refused ("Unsupported global: GLOBAL getattr ..."),
+    without torch's advice to retry with ``weights_only=False``."""
+    _, found, detail = message.partition("WeightsUnpickler error:")
+    if not found:
+        return ""
+    line = next((x.strip() for x in detail.splitlines() if x.strip()), "")
+    return line.split(" Please use", 1)[0].rstrip(". ")
 
 
 def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], label: str = "checkpoint") -> None:

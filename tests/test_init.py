@@ -1,5 +1,7 @@
 """A freshly built model follows the initialisation scheme its spec declares.
 
+Every registered architecture's fresh init is checked inside the full gate (check "init" in
+tests/test_conformance_gate.py); this file tests zero-init residuals and the checker itself.
 The statistical bounds (6 standard errors per layer, see conformance/init_check.py) come from
 the sampling distribution of the variance, so they cannot flake; constants are exact.
 """
@@ -17,19 +19,9 @@ from cnn_models import InitScheme
 from conformance.init_check import init_failures
 
 
-@pytest.mark.parametrize("name", cnn_models.list_models())
-def test_fresh_model_follows_declared_init(name: str) -> None:
-    spec = cnn_models.get_spec(name)
-    torch.manual_seed(1234)
-    failures = init_failures(spec.build(), spec.init)
-    assert not failures, f"{name} ({spec.init.source}):\n" + "\n".join(failures)
-
-
-ZERO_INIT = [n for n in cnn_models.list_models() if cnn_models.get_spec(n).zero_init_residual_bns]
-
-
-@pytest.mark.parametrize("name", ZERO_INIT)
-def test_zero_init_residual_zeroes_last_bn_of_every_block(name: str) -> None:
+@pytest.mark.arch_filter(lambda spec: bool(spec.zero_init_residual_bns))
+def test_zero_init_residual_zeroes_last_bn_of_every_block(arch_name: str) -> None:
+    name = arch_name
     spec = cnn_models.get_spec(name)
     model = spec.build(zero_init_residual=True)
     zero = frozenset(

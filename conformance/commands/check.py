@@ -5,7 +5,9 @@
     cnn-conformance check --candidate my.py:build --reference torchvision:resnet50
     cnn-conformance check --candidate pkg.mod:build --spec resnet50 --json report.json
 
-Exit codes: 0 every candidate conformant, 1 a check failed, 2 usage or load error.
+Exit codes: 0 every candidate conformant, 1 a check failed, 2 usage or load error (with
+``--all``, also a third-party architecture entry point that failed to load: see
+``cnn_models.plugin_errors()``).
 """
 
 from __future__ import annotations
@@ -61,9 +63,11 @@ def _reports(args: argparse.Namespace) -> list:
             cnn_models.get_spec(name)
         except KeyError as exc:
             raise UsageError(str(exc)) from None
-    errors = cnn_models.plugin_errors()
-    for err in errors:
-        print(f"cnn-conformance: warning: {err}", file=sys.stderr)
+    # a third-party entry point that failed to load: with --all its architectures would be
+    # missing from the run, so that is a load error (exit 2) once the others are checked
+    kind = "error" if args.all else "warning"
+    for err in cnn_models.plugin_errors():
+        print(f"cnn-conformance check: {kind}: architecture plugin not loaded: {err}", file=sys.stderr)
     reports = []
     for i, name in enumerate(names, 1):
         start = time.perf_counter()
@@ -72,6 +76,12 @@ def _reports(args: argparse.Namespace) -> list:
         print(f" {'ok' if rep.passed else 'FAIL'} ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
         reports.append(rep)
     return reports
+
+
+def _plugin_errors() -> list[str]:
+    import cnn_models
+
+    return cnn_models.plugin_errors()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,5 +103,9 @@ def run(args: argparse.Namespace) -> int:
             json.dump([r.to_dict() for r in reports], fh, indent=2, default=str)
     if any(r.error for r in reports):
         print(f"cnn-conformance: error: {next(r.error for r in reports if r.error)}", file=sys.stderr)
+        return 2
+    if args.all and (errors := _plugin_errors()):
+        print(f"cnn-conformance check: error: {len(errors)} architecture plugin(s) failed to load, so --all "
+              f"did not check their architectures: {errors[0]}", file=sys.stderr)
         return 2
     return 0 if n_bad == 0 else 1

@@ -1,32 +1,46 @@
 """Closed-form oracles: per layer type (``layers``) and per family (one module each).
 
-``plan_for(spec, input_size)`` replays a registered architecture's config through its
-family's formula and returns a ``Plan`` (per-layer rows, totals, receptive field). Nothing
-here instantiates a module.
+``plan_for(family, config, input_size)`` replays a registered architecture's config through
+its family's formula and returns a ``Plan`` (per-layer rows, totals, receptive field).
+Nothing here instantiates a module.
+
+A spec's ``family`` names its formula module: a bare name is a built-in family,
+``conformance/formulas/<family>.py``; a dotted name is the absolute module path of a formula
+that a third-party package ships (``family="my_pkg.formulas.lenet"``), so an architecture
+registered through the ``cnn_conformance.architectures`` entry point is checked against its
+own closed form by the same gate.
 """
 
 from __future__ import annotations
 
 from .layers import Layer, Plan, Tracer
 
-__all__ = ["Layer", "Plan", "Tracer"]
+__all__ = ["Layer", "Plan", "Tracer", "formula_module", "plan_for"]
+
+
+def formula_module(family: str) -> str:
+    """The module that holds ``family``'s closed form (built-in, or a dotted third-party path)."""
+    return family if "." in family else f"{__name__}.{family}"
 
 
 def plan_for(family: str, config: object, input_size: tuple[int, int, int]) -> Plan:
-    """The closed-form plan of one architecture: ``conformance.formulas.<family>.plan``.
+    """The closed-form plan of one architecture: ``plan(config, input_size)`` of its family.
 
     Each family module exposes ``plan(config, input_size) -> Plan`` and reads only the
-    config (a spec's ``config`` mapping, with ``num_classes`` in it).
+    config (a spec's ``config`` mapping, with ``num_classes`` in it). ``LookupError`` when
+    the module does not exist or has no ``plan``.
     """
     import importlib
 
+    name = formula_module(family)
+    where = f"conformance/formulas/{family}.py" if name != family else f"module {family}"
     try:
-        module = importlib.import_module(f"{__name__}.{family}")
+        module = importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{family}":
-            raise
-        raise LookupError(f"no closed-form formula for family {family!r} (conformance/formulas/{family}.py)") from None
-    return module.plan(config, input_size)
-
-
-__all__ += ["plan_for"]
+        if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
+            raise  # the formula module exists but one of its own imports is missing
+        raise LookupError(f"no closed-form formula for family {family!r} ({where} not found)") from None
+    plan = getattr(module, "plan", None)
+    if not callable(plan):
+        raise LookupError(f"no closed-form formula for family {family!r}: {where} has no plan(config, input_size)")
+    return plan(config, input_size)

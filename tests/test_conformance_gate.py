@@ -1,0 +1,39 @@
+"""The full conformance gate for every registered architecture, one test each.
+
+The architectures come from the pytest plugin's ``arch_name`` (conformance/pytest_plugin.py):
+every name in ``cnn_models.list_models()``, built-in or registered by an installed package
+through the ``cnn_conformance.architectures`` entry point, so a newly registered
+architecture is gated here without touching any test file. Select one with
+``pytest tests/test_conformance_gate.py -k NAME`` or ``--arch GLOB``.
+
+Oracles: those of ``conformance.check.check_builtin`` (the spec's expected numbers with their
+sources, torchvision's weights meta read live, the closed form of the spec's config,
+torchvision's model with randomized weights, the declared init scheme). One gate call per
+architecture (about 5 minutes of CPU for all 38 built-ins on one thread).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cnn_models
+from conformance.report import Report
+
+# This is also where two of the reference-implementation guarantees are tested, once per
+# architecture, without building the models a second time:
+# * a fresh model follows the init scheme its spec declares (check "init", statistical bounds
+#   of conformance/init_check.py, exact constants);
+# * with torchvision's weights randomized (parameters and BN buffers) and loaded into ours,
+#   eval and train outputs, input and parameter gradients and BN running statistics match
+#   (checks "eval_output" ... "bn_running_stats", conformance/compare.py, float64).
+NUMERICS = ("eval_output", "train_output", "input_grad", "param_grads", "bn_running_stats", "finite_grads")
+
+
+def test_architecture_passes_the_gate(arch_name: str, conformance_gate: Callable[..., Report]) -> None:
+    report = conformance_gate(arch_name)
+    assert report.checks, f"{arch_name}: the gate ran no check"
+    ran = {c.name: c.status for c in report.checks}
+    expected = {"params", "output_shape", "closed_form_layers", "macs", "init", "finite_grads"}
+    if cnn_models.get_spec(arch_name).torchvision:
+        expected |= {"state_dict", "layer_table", *NUMERICS}
+    assert {name: ran.get(name) for name in sorted(expected)} == dict.fromkeys(sorted(expected), "pass")
