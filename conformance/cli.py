@@ -28,12 +28,18 @@ COMMANDS = {
 
 
 def _set_threads() -> int:
-    """One torch thread per core (at most 8), or CNN_CONFORMANCE_THREADS; returns the old count."""
+    """One torch thread, or CNN_CONFORMANCE_THREADS; returns the old count.
+
+    The engine's work is many small ops (meta passes, 64x64 numerics, 8x8 gradient-flow
+    nets): intra-op threads mostly wait on each other, and on a busy machine OpenMP's
+    spinning made runs several times slower. Parallelism comes from processes instead
+    (``check --all --jobs``).
+    """
     import torch
 
     old = torch.get_num_threads()
     threads = os.environ.get("CNN_CONFORMANCE_THREADS")
-    torch.set_num_threads(int(threads) if threads else max(1, min(os.cpu_count() or 1, 8)))
+    torch.set_num_threads(int(threads) if threads else 1)
     return old
 
 

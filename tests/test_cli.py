@@ -116,5 +116,19 @@ def test_faithful_candidate_passes(cands: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_builtin_check_passes(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "cifar_resnet20", "mobilenet_v2"]) == 0
+    assert main(["check", "cifar_resnet20", "mobilenet_v2", "--jobs", "1"]) == 0
     assert "2/2 conformant" in capsys.readouterr().out
+
+
+def test_parallel_check_keeps_order_and_reports_progress(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "cifar_plain20", "cifar_resnet20", "--jobs", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "in 2 processes" in captured.err
+    assert sorted(line.split()[1] for line in captured.err.splitlines() if line.startswith("[")) == ["cifar_plain20", "cifar_resnet20"]
+    rows = [line.split()[0] for line in captured.out.splitlines() if line.startswith("cifar_")]
+    assert rows == ["cifar_plain20", "cifar_resnet20"]  # the table keeps the order asked for
+
+
+def test_negative_jobs_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "cifar_plain20", "--jobs", "-1"]) == 2
+    _one_line_error(capsys, "--jobs")

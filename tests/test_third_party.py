@@ -53,7 +53,7 @@ CHECK_ALL_STUBBED = """
         print("\\nCHECKED", name, file=sys.stderr)  # after the CLI's "[i/n] name ..." progress
         return real(name) if name == "lenet5" else Report(name, "stub (not checked in this test)")
     gate.check_builtin = check_builtin
-    sys.exit(main(["check", "--all"]))
+    sys.exit(main(["check", "--all", "--jobs", "1"]))
 """
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
 from ..errors import UsageError
+from ..report import Report
 
 __all__ = ["add_arguments", "run"]
 
@@ -30,12 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", metavar="NAME", help="registered spec whose oracles and init scheme apply")
     parser.add_argument("--json", metavar="PATH", help="write the full report(s) as JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every finding, also for passing checks")
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=0, metavar="N",
+        help="architectures checked in parallel, one process and one torch thread each (default: one per core)",
+    )
 
 
-def _reports(args: argparse.Namespace) -> list:
+def _reports(args: argparse.Namespace) -> list[Report]:
     import cnn_models
 
-    from ..check import check_builtin, check_candidate
+    from ..check import check_candidate
     from ..loading import load_factory
 
     if args.candidate:
@@ -68,14 +74,50 @@ def _reports(args: argparse.Namespace) -> list:
     kind = "error" if args.all else "warning"
     for err in cnn_models.plugin_errors():
         print(f"cnn-conformance check: {kind}: architecture plugin not loaded: {err}", file=sys.stderr)
-    reports = []
-    for i, name in enumerate(names, 1):
-        start = time.perf_counter()
-        print(f"[{i}/{len(names)}] {name} ...", end="", file=sys.stderr, flush=True)
-        rep = check_builtin(name)
-        print(f" {'ok' if rep.passed else 'FAIL'} ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
-        reports.append(rep)
-    return reports
+    if args.jobs < 0:
+        raise UsageError(f"--jobs must be 0 (one per core) or a positive number, got {args.jobs}")
+    jobs = min(args.jobs or os.cpu_count() or 1, len(names))
+    if jobs == 1:
+        reports = []
+        for i, name in enumerate(names, 1):
+            print(f"[{i}/{len(names)}] {name} ...", end="", file=sys.stderr, flush=True)
+            rep, seconds = _check_one(name)
+            print(f" {'ok' if rep.passed else 'FAIL'} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+            reports.append(rep)
+        return reports
+    return _check_parallel(names, jobs)
+
+
+def _check_one(name: str) -> tuple[Report, float]:
+    from ..check import check_builtin
+
+    start = time.perf_counter()
+    return check_builtin(name), time.perf_counter() - start
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one process per core: more threads would only contend
+
+
+def _check_parallel(names: list[str], jobs: int) -> list[Report]:
+    """Check architectures in ``jobs`` processes; progress lines as each one finishes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    done: dict[str, Report] = {}
+    print(f"checking {len(names)} architectures in {jobs} processes", file=sys.stderr, flush=True)
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
+        futures = {pool.submit(_check_one, name): name for name in names}
+        for future in as_completed(futures):
+            name = futures[future]
+            rep, seconds = future.result()
+            done[name] = rep
+            status = "ok" if rep.passed else "FAIL"
+            print(f"[{len(done)}/{len(names)}] {name} ... {status} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+    return [done[name] for name in names]
 
 
 def _plugin_errors() -> list[str]:
