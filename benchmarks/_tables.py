@@ -1,0 +1,107 @@
+"""Tables and targets shared by the comparisons: timing rows with ratios, speed and memory targets.
+
+The targets (issue: benchmarks): summary and FLOP counting at least 20x faster than the
+fastest CPU-based peer on VGG16 and at least 10x on the other models, with at least 20x less
+added peak memory on VGG16. They are evaluated on the end-to-end time (model factory to
+answer), cold (first call in a process) and warm (a later call), and reported, not asserted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._harness import Tally
+from ._stats import ratio, speedup
+from .report import Target
+
+__all__ = ["TIME_COLUMNS", "import_note", "speed_targets", "timing_rows"]
+
+TARGET_SPEEDUP = {"vgg16": 20.0}  # others: DEFAULT_SPEEDUP
+DEFAULT_SPEEDUP = 10.0
+TARGET_MEMORY = {"vgg16": 20.0}
+
+TIME_COLUMNS = ["call s", "e2e s", "e2e warm s", "added MB", "added warm MB",
+                "time ours/theirs", "warm time ours/theirs", "mem ours/theirs", "warm mem ours/theirs"]
+
+
+def timing_rows(tally: Tally, models: tuple[str, ...], ours: str, tools: tuple[str, ...],
+                extra: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per (model, tool): medians, and ours/theirs ratios (end to end, added memory)."""
+    rows = []
+    for model in models:
+        def med(tool: str, field_name: str, model: str = model) -> float | None:
+            return tally.med(tool, model, field_name)
+
+        for tool in tools:
+            peer = tool != ours
+            row: dict[str, Any] = {
+                "model": model, "tool": tool,
+                "call s": med(tool, "op_s"),
+                "e2e s": med(tool, "total_s"),
+                "e2e warm s": med(tool, "warm_total_s"),
+                "added MB": med(tool, "added_mb"),
+                "added warm MB": med(tool, "warm_added_mb"),
+                "time ours/theirs": ratio(med(ours, "total_s"), med(tool, "total_s")) if peer else None,
+                "warm time ours/theirs": ratio(med(ours, "warm_total_s"), med(tool, "warm_total_s")) if peer else None,
+                "mem ours/theirs": ratio(med(ours, "added_mb"), med(tool, "added_mb")) if peer else None,
+                "warm mem ours/theirs": ratio(med(ours, "warm_added_mb"), med(tool, "warm_added_mb")) if peer else None,
+                "error": tally.error(tool, model),
+            }
+            for col, field_name in (extra or {}).items():
+                row[col] = tally.first(tool, model, field_name)
+            rows.append(row)
+    return rows
+
+
+MEM_FLOOR_MB = 1.0  # below this an RSS difference is page-granularity noise
+
+
+def _best_peer(tally: Tally, model: str, peers: tuple[str, ...], field_name: str) -> tuple[str, float] | None:
+    vals = {p: v for p in peers if (v := tally.med(p, model, field_name)) is not None}
+    if not vals:
+        return None
+    best = min(vals, key=lambda p: vals[p])
+    return best, vals[best]
+
+
+def speed_targets(tally: Tally, models: tuple[str, ...], ours: str, peers: tuple[str, ...],
+                  what: str, memory: bool) -> list[Target]:
+    """>= 20x (VGG16) / 10x (others) faster than the fastest CPU peer, end to end, cold and
+    warm; >= 20x less added peak memory than the leanest CPU peer (VGG16), cold and warm."""
+    targets = []
+    for model in models:
+        need = TARGET_SPEEDUP.get(model, DEFAULT_SPEEDUP)
+        for phase, field_name in (("cold", "total_s"), ("warm", "warm_total_s")):
+            name = f"{what} {model} ({phase}): >= {need:.0f}x faster end to end than the fastest CPU peer"
+            o = tally.med(ours, model, field_name)
+            best = _best_peer(tally, model, peers, field_name)
+            if o is None or best is None:
+                targets.append(Target(name, "not measured", None))
+                continue
+            s = speedup(o, best[1])
+            targets.append(Target(name, f"{s:.1f}x vs {best[0]} ({o:.3f} s vs {best[1]:.3f} s)", s is not None and s >= need))
+        if memory and model in TARGET_MEMORY:
+            need_m = TARGET_MEMORY[model]
+            for phase, field_name in (("cold", "added_mb"), ("warm", "warm_added_mb")):
+                name = f"{what} {model} ({phase}): >= {need_m:.0f}x less added peak memory than the leanest CPU peer"
+                o = tally.med(ours, model, field_name)
+                best = _best_peer(tally, model, peers, field_name)
+                if o is None or best is None:
+                    targets.append(Target(name, "not measured", None))
+                    continue
+                f = speedup(max(o, MEM_FLOOR_MB), best[1])
+                targets.append(Target(name, f"{f:.1f}x vs {best[0]} ({o:.1f} MB vs {best[1]:.0f} MB)", f is not None and f >= need_m))
+    return targets
+
+
+def import_note(tally: Tally) -> str:
+    parts = []
+    for tool, info in tally.imports.items():
+        if "error" in info:
+            parts.append(f"{tool}: unavailable ({info['error']})")
+        else:
+            parts.append(f"{tool} {info['import_s']:.2f} s / {info['import_rss_mb']:.0f} MB")
+    return ("imports (excluded from every time and memory above; one worker per tool, measured once): "
+            + "; ".join(parts))
+
+

@@ -1,0 +1,74 @@
+"""Comparison 4b: the whole test suite, under ``pytest -n auto`` and serially.
+
+Both runs are whole processes from the repository root with the project's own pytest
+configuration (and the hypothesis profile of ``CNN_CONFORMANCE_PROFILE``, ``dev`` unless
+set). Memory: ``ru_maxrss`` of pytest (the largest of it and the workers it waited for), and,
+sampled every 0.5 s, every descendant's peak (``VmHWM`` where /proc has it, so the peak is
+exact even between samples): the largest xdist worker. Runs once each (minutes); only with
+``--suite`` or ``--only suite``.
+
+Targets: ``pytest -n auto`` under 3 minutes, with no worker above 4 GB RSS.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+from ._harness import Options
+from ._proc import run_command
+from .report import Section, Target
+
+TARGET_S = 180.0
+TARGET_WORKER_MB = 4096.0
+COLUMNS = ["run", "exit", "wall s", "result", "pytest peak RSS MB", "largest worker MB", "workers"]
+QUICK_ARGS = ["tests/test_inspect.py", "tests/test_summary.py"]
+DURATIONS = 15  # pytest's slowest-tests list: where the time goes when the target is missed
+
+
+def _result(output: str) -> str:
+    lines = [line.strip("= ").strip() for line in output.strip().splitlines() if re.search(r"\d+ (passed|failed|error)", line)]
+    return lines[-1] if lines else (output.strip().splitlines() or ["-"])[-1][:100]
+
+
+def _durations(output: str) -> list[str]:
+    """pytest's ``--durations`` lines: ``12.34s call tests/test_x.py::test_y``."""
+    return [line.strip() for line in output.splitlines() if re.match(r"\s*\d+\.\d+s (call|setup|teardown) ", line)]
+
+
+def _run(label: str, args: list[str], opts: Options) -> tuple[dict[str, Any], dict[str, Any]]:
+    opts.log(f"suite: pytest {' '.join(args)}")
+    res = run_command([sys.executable, "-m", "pytest", *args], timeout=max(opts.timeout, 7200))
+    workers = {k: v for k, v in res.tree_peak_mb.items() if not k.startswith("root ")}
+    row = {"run": label, "exit": res.returncode, "wall s": res.wall_s, "result": _result(res.output_tail),
+           "pytest peak RSS MB": res.maxrss_mb, "largest worker MB": max(workers.values()) if workers else None,
+           "workers": len(workers)}
+    raw = {"argv": res.argv, "returncode": res.returncode, "wall_s": res.wall_s, "maxrss_mb": res.maxrss_mb,
+           "peaks_mb": res.tree_peak_mb, "slowest": _durations(res.output_tail), "tail": res.output_tail[-2500:]}
+    return row, raw
+
+
+def run(opts: Options) -> Section:
+    extra = QUICK_ARGS if opts.quick else []
+    common = ["-q", "-p", "no:cacheprovider", f"--durations={DURATIONS}", *extra]
+    par_row, par_raw = _run("pytest -n auto", ["-n", "auto", *common], opts)
+    ser_row, ser_raw = _run("pytest (serial)", ["-n", "0", *common], opts)
+    ser_row["workers"] = 0
+    ser_row["largest worker MB"] = None
+    scope = f" ({' '.join(extra)} only: --quick)" if extra else ""
+    targets = [
+        Target(f"suite under pytest -n auto under {TARGET_S / 60:.0f} min{scope}",
+               f"{par_row['wall s']:.0f} s ({par_row['result']}); serial {ser_row['wall s']:.0f} s",
+               par_row["wall s"] < TARGET_S and par_row["exit"] == 0),
+        Target(f"no xdist worker above {TARGET_WORKER_MB / 1024:.0f} GB RSS{scope}",
+               f"largest worker {par_row['largest worker MB']:.0f} MB" if par_row["largest worker MB"] else "no worker seen",
+               None if par_row["largest worker MB"] is None else par_row["largest worker MB"] <= TARGET_WORKER_MB),
+    ]
+    notes = ["whole processes from the repository root; peak RSS per worker from /proc VmHWM, sampled every 0.5 s; "
+             "the serial run is `pytest -n 0` (xdist off, one process)."]
+    for label, raw in (("-n auto", par_raw), ("serial", ser_raw)):
+        if raw["slowest"]:
+            notes.append(f"slowest under {label} (pytest --durations): " + "; ".join(raw["slowest"][:6]))
+    return Section("suite", "4b. The test suite" + scope, COLUMNS, [par_row, ser_row], notes, targets,
+                   raw={"parallel": par_raw, "serial": ser_raw})

@@ -1,0 +1,127 @@
+"""The benchmark harness (benchmarks/): structure only, never speed.
+
+The worker protocol runs for real on ``benchmarks._selftest`` (no torch: a second or two);
+the statistics are checked against exact power laws; the report writers against a small
+synthetic section. Nothing here times anything or compares tools.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+# benchmarks/ is a top-level folder of the repository, not an installed package
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import COMPARISONS, DEFAULT  # noqa: E402
+from benchmarks._harness import Job, Options, measure  # noqa: E402
+from benchmarks._proc import Worker, run_command  # noqa: E402
+from benchmarks._stats import loglog_exponent, median, ratio, speedup  # noqa: E402
+from benchmarks.cli import parse_args  # noqa: E402
+from benchmarks.report import (  # noqa: E402
+    Section,
+    Target,
+    load_sections,
+    merge_sections,
+    render_markdown,
+    render_text,
+    write_results,
+)
+
+
+def test_loglog_exponent_recovers_a_power_law() -> None:
+    # y = 3 x^1.5 exactly: slope 1.5, R^2 1 (a closed form, not the code's own output)
+    xs = [8.0, 16.0, 32.0, 64.0, 128.0]
+    b, r2 = loglog_exponent(xs, [3 * x**1.5 for x in xs])
+    assert math.isclose(b, 1.5, rel_tol=1e-12)
+    assert math.isclose(r2, 1.0, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("xs, ys", [([1.0], [1.0]), ([1.0, 2.0], [1.0, 0.0]), ([2.0, 2.0], [1.0, 3.0])])
+def test_loglog_exponent_rejects_bad_input(xs: list[float], ys: list[float]) -> None:
+    with pytest.raises(ValueError):
+        loglog_exponent(xs, ys)
+
+
+def test_median_ratio_speedup() -> None:
+    assert median([3.0, None, 1.0, 2.0]) == 2.0
+    assert median([None]) is None
+    assert ratio(1.0, 4.0) == 0.25 and speedup(1.0, 4.0) == 4.0
+    assert ratio(1.0, 0.0) is None and speedup(0.0, 1.0) is None
+
+
+def test_worker_measures_each_job_in_a_fork() -> None:
+    with Worker("benchmarks._selftest", "alloc") as w:
+        assert w.import_s >= 0 and w.startup_s >= w.import_s
+        res = w.run("alloc", {"mib": 64}, warm=True)
+        assert res["ok"], res
+        assert res["bytes"] == 64 * 2**20
+        for key in ("total_s", "warm_total_s", "rss_start_mb", "maxrss_mb"):
+            assert res[key] is not None and res[key] >= 0, key
+        if res["added_mb"] is not None:  # /proc available: the 64 MiB show up in the peak
+            assert 48 <= res["added_mb"] <= 128, res["added_mb"]
+        failed = w.run("fail")
+        assert not failed["ok"] and "on purpose" in failed["error"]
+        late = w.run("sleep", {"seconds": 5}, timeout=1)
+        assert not late["ok"] and "timed out" in late["error"]
+        assert w.run("alloc", {"mib": 1})["ok"]  # the worker survives all of the above
+
+
+def test_measure_interleaves_tools_and_repetitions() -> None:
+    opts = Options(reps=2, verbose=False, timeout=30)
+    tally = measure("benchmarks._selftest", ("alloc", "nonexistent"), [Job("small", "alloc", {"mib": 1})], opts)
+    assert len(tally.ok("alloc", "small")) == 2
+    assert [r["rep"] for r in tally.reps("alloc", "small")] == [0, 1]
+    assert "error" in tally.imports["nonexistent"]  # an unavailable tool is reported, not fatal
+    assert tally.med("alloc", "small", "total_s") is not None
+    json.dumps(tally.as_json())
+
+
+def test_run_command_reports_exit_time_and_memory() -> None:
+    res = run_command([sys.executable, "-c", "import sys; b = bytearray(32 * 2**20); print('done'); sys.exit(3)"])
+    assert res.returncode == 3
+    assert "done" in res.output_tail
+    assert res.wall_s > 0 and res.maxrss_mb >= 32
+
+
+def test_report_writers(tmp_path: Path) -> None:
+    section = Section("x", "X. A section", ["model", "tool", "s"],
+                      [{"model": "m", "tool": "ours", "s": 0.5}, {"model": "m", "tool": "theirs", "s": None}],
+                      notes=["a note"], targets=[Target("a target", "2.0x", True), Target("b", "-", None)])
+    machine = {"date": "2026-01-01", "nproc": 2, "cpu_model": "cpu", "ram_gib": 1.0, "python": "3",
+               "packages": {"torch": "2"}}
+    text = render_text([section], machine)
+    assert "X. A section" in text and "target HOLDS: a target" in text and "not measured" in text
+    md = render_markdown([section], machine, "python -m benchmarks")
+    assert "| model | tool | s |" in md and "|---|---:|---:|" in md
+    paths = write_results(tmp_path, [section], machine, "python -m benchmarks", {"reps": 1})
+    data = json.loads(paths["json"].read_text())
+    assert data["machine"]["nproc"] == 2
+    assert data["sections"][0]["rows"][0]["s"] == 0.5
+    assert paths["md"].read_text().startswith("Measured 2026-01-01")
+
+
+def test_cli_options() -> None:
+    assert parse_args([]).names == list(DEFAULT)
+    assert parse_args(["--gate", "--suite"]).names == list(COMPARISONS)
+    assert parse_args(["--only", "flops,summary"]).names == ["flops", "summary"]
+    for bad in (["--only", "nope"], ["--reps", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            parse_args(bad)
+        assert exc.value.code == 2
+
+
+def test_merge_keeps_earlier_sections(tmp_path: Path) -> None:
+    machine = {"date": "d", "packages": {}}
+    old = [Section("summary", "1. S", ["a"], [{"a": 1}], targets=[Target("t", "x", True)]),
+           Section("gate", "4a. G", ["a"], [{"a": 2}])]
+    write_results(tmp_path, old, machine, "first", {})
+    merged = merge_sections(load_sections(tmp_path / "latest.json"), [Section("gate", "4a. G", ["a"], [{"a": 3}])],
+                            COMPARISONS)
+    assert [s.key for s in merged] == ["summary", "gate"]
+    assert merged[0].targets[0].holds is True and merged[1].rows == [{"a": 3}]
+    assert load_sections(tmp_path / "missing.json") == []
