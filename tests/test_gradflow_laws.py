@@ -22,6 +22,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _gradflow_expected import KAPPA, spec_plain_slope
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,20 +39,8 @@ from conformance.gradflow import (
     zero_init_identity,
 )
 
-KAPPA = math.pi / (math.pi - 1)  # P8/P9
 T975_4 = 2.776  # Student t, 97.5%, 4 degrees of freedom (5 seeds)
 
-
-def spec_plain_slope(init: str, width: int) -> float:
-    """SPEC 5: per-layer log ratio n Var[w] / 2, n = 9 C (fan-in = fan-out)."""
-    return {
-        "he_fan_in": 0.0,
-        "he_fan_out": 0.0,
-        "xavier": -math.log(2),
-        "naive": math.log(4.5 * width),
-        "small": math.log(4.5e-4 * width),
-        "torch_default": -math.log(6),
-    }[init]
 
 
 @pytest.mark.parametrize("init", ["he_fan_in", "xavier", "naive", "torch_default"])

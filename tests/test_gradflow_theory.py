@@ -11,25 +11,12 @@ import math
 
 import numpy as np
 import pytest
+from _gradflow_expected import KAPPA, spec_plain_slope
 from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.gradflow import Setting, predict
 from conformance.gradflow.theory import ConvShape, bn_chain_log_grad_ratio
-
-KAPPA = math.pi / (math.pi - 1)
-
-
-def spec_plain_slope(init: str, width: int) -> float:
-    """SPEC 5: log of n Var[w] / 2 per layer, n = 9 C, for each init, written out."""
-    return {
-        "he_fan_in": 0.0,
-        "he_fan_out": 0.0,
-        "xavier": -math.log(2),
-        "naive": math.log(4.5 * width),
-        "small": math.log(4.5e-4 * width),
-        "torch_default": -math.log(6),
-    }[init]
 
 
 @given(
