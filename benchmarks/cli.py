@@ -68,8 +68,13 @@ def main(argv: list[str] | None = None) -> int:
                    verbose=not args.quiet)
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     info = machine()
+    options = {"reps": reps, "quick": args.quick, "only": args.names, "gate": args.gate, "suite": args.suite}
+    earlier = load_sections(args.out / "latest.json") if args.merge else []
+    if args.merge:
+        command += " (merged into the earlier results)"
     sections: list[Section] = []
     failed = 0
+    paths: dict[str, Path] = {}
     for name in args.names:
         start = time.perf_counter()
         opts.log(f"== {name}")
@@ -86,11 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         section.measured = f"{now['date']}, load average {now['load_average_at_start']}"
         sections.append(section)
         opts.log(f"== {name} done in {section.raw['wall_s']:.0f} s")
+        # written after every comparison, so a long run that stops early keeps what it measured
+        paths = write_results(args.out, merge_sections(earlier, sections, COMPARISONS), info, command.strip(), options)
     print(render_text(sections, info))
-    options = {"reps": reps, "quick": args.quick, "only": args.names, "gate": args.gate, "suite": args.suite}
-    if args.merge:
-        sections = merge_sections(load_sections(args.out / "latest.json"), sections, COMPARISONS)
-        command += " (merged into the earlier results)"
-    paths = write_results(args.out, sections, info, command.strip(), options)
     print(f"results: {paths['json']} and {paths['md']}")
     return 1 if failed else 0
