@@ -71,6 +71,24 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
+def _ties(model: nn.Module) -> list[list[str]]:
+    """Groups of names under which one Parameter object is registered more than once."""
+    groups: dict[int, list[str]] = {}
+    for n, p in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(p), []).append(n)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def _retie(model: nn.Module, ties: list[list[str]]) -> nn.Module:
+    """Register the first name's Parameter under the others of its group (``_ties``)."""
+    for first, *others in ties:
+        shared = model.get_parameter(first)
+        for n in others:
+            owner, _, attr = n.rpartition(".")
+            setattr(model.get_submodule(owner), attr, shared)
+    return model
+
+
 def materialize(factory: Callable[[], nn.Module], dtype: torch.dtype = torch.float64) -> nn.Module:
     """Build ``factory``'s model in ``dtype`` on the CPU *without running its initialisation*.
 
@@ -84,7 +102,8 @@ def materialize(factory: Callable[[], nn.Module], dtype: torch.dtype = torch.flo
         model = factory()
     if set(dict(model.named_buffers())) - set(model.state_dict()):
         return factory().to(dtype)
-    return model.to(dtype).to_empty(device="cpu")
+    ties = _ties(model)  # moving off meta gives each registration its own Parameter
+    return _retie(model.to(dtype).to_empty(device="cpu"), ties)
 
 
 def state_dict_diff(candidate: nn.Module, reference: nn.Module) -> list[str]:
@@ -100,33 +119,58 @@ def state_dict_diff(candidate: nn.Module, reference: nn.Module) -> list[str]:
     return out
 
 
+CHUNK = 1 << 22  # elements per slice when a mismatch must be located (32 MB in float64)
+
+
 def compare_tensors(name: str, got: torch.Tensor, expected: torch.Tensor, rtol: float = RTOL, atol: float = ATOL) -> str | None:
-    """``None`` if close; otherwise one line: name, mismatch count, worst element, tolerance."""
+    """``None`` if close; otherwise one line: name, mismatch count, worst element, tolerance.
+
+    Close means ``|got - expected| <= atol * max(max|expected|, 1) + rtol * |expected|`` element
+    by element, with non-finite values required at the same places and equal. Work is done in
+    slices of ``CHUNK`` elements, so locating a mismatch in an 800 MB gradient costs a few
+    slices' worth of memory, not several copies of the tensor.
+    """
     if got.shape != expected.shape:
         return f"{name}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
     if torch.equal(got, expected) and all_finite(got):  # the common case, and cheap
         return None
-    got64, exp64 = got.detach().double(), expected.detach().double()
-    gnf, enf = ~torch.isfinite(got64), ~torch.isfinite(exp64)
-    if gnf.any() or enf.any():
-        if torch.equal(gnf, enf) and torch.equal(got64[gnf], exp64[gnf]):
-            got64, exp64 = got64[~gnf], exp64[~enf]
-        else:
-            return f"{name}: {int(gnf.sum())} non-finite values in candidate vs {int(enf.sum())} in reference"
-    if got64.numel() == 0:
+    g_all, e_all = got.detach().reshape(-1), expected.detach().reshape(-1)
+
+    def slices() -> Iterable[tuple[int, torch.Tensor, torch.Tensor]]:
+        for i in range(0, g_all.numel(), CHUNK):
+            yield i, g_all[i:i + CHUNK].double(), e_all[i:i + CHUNK].double()
+
+    # pass 1: non-finite values must match in place and value; the scale of the finite rest
+    g_bad = e_bad = 0
+    same_nonfinite = True
+    scale = 0.0
+    for _, g, e in slices():
+        gnf, enf = ~torch.isfinite(g), ~torch.isfinite(e)
+        g_bad, e_bad = g_bad + int(gnf.sum()), e_bad + int(enf.sum())
+        same_nonfinite = same_nonfinite and torch.equal(gnf, enf) and torch.allclose(g[gnf], e[enf], rtol=0.0, atol=0.0, equal_nan=True)
+        finite = e[~enf]
+        if finite.numel():
+            scale = max(scale, float(finite.abs().max()))
+    if (g_bad or e_bad) and not same_nonfinite:
+        return f"{name}: {g_bad} non-finite values in candidate vs {e_bad} in reference"
+    # pass 2: count the elements out of tolerance and find the worst one
+    n_bad, worst, worst_excess = 0, -1, -math.inf
+    for start, g, e in slices():
+        keep = torch.isfinite(e)
+        diff = torch.where(keep, (g - e).abs(), 0.0)
+        excess = diff - (atol * max(scale, 1.0) + rtol * e.abs().nan_to_num(0.0))
+        n_bad += int((excess > 0).sum())
+        i = int(torch.argmax(excess))
+        if float(excess[i]) > worst_excess:
+            worst, worst_excess = start + i, float(excess[i])
+    if n_bad == 0:
         return None
-    scale = float(exp64.abs().max())
-    tol = atol * max(scale, 1.0) + rtol * exp64.abs()
-    diff = (got64 - exp64).abs()
-    bad = diff > tol
-    if not bad.any():
-        return None
-    worst = int(torch.argmax(diff - tol))
-    idx = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), diff.shape)) if diff.dim() else ()
+    idx = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), got.shape)) if got.dim() else ()
+    exp_v, got_v = float(e_all[worst]), float(g_all[worst])
     return (
-        f"{name}: {int(bad.sum())}/{bad.numel()} elements differ; worst at index {idx}: "
-        f"expected {float(exp64.flatten()[worst]):.6g}, got {float(got64.flatten()[worst]):.6g} "
-        f"(|diff| {float(diff.flatten()[worst]):.3g}, rtol {rtol:g}, atol {atol:g}*{max(scale, 1.0):.3g})"
+        f"{name}: {n_bad}/{g_all.numel()} elements differ; worst at index {idx}: "
+        f"expected {exp_v:.6g}, got {got_v:.6g} "
+        f"(|diff| {abs(got_v - exp_v):.3g}, rtol {rtol:g}, atol {atol:g}*{max(scale, 1.0):.3g})"
     )
 
 
@@ -213,6 +257,38 @@ def first_divergence(candidate: nn.Module, reference: nn.Module, x: torch.Tensor
     return None
 
 
+def _materialize_on_meta(factory: Callable[[], nn.Module]) -> nn.Module | None:
+    """``factory``'s model in float64 on ``meta``, or ``None`` when it cannot stay there
+    (non-persistent buffers, which no state_dict would fill)."""
+    with torch.device("meta"):
+        model = factory()
+    if set(dict(model.named_buffers())) - set(model.state_dict()):
+        return None
+    return model.to(torch.float64)
+
+
+def share_parameters(candidate: Callable[[], nn.Module] | nn.Module, reference: nn.Module) -> nn.Module:
+    """The candidate with the reference's state: parameters *shared*, buffers copied.
+
+    Neither forward nor backward writes to a parameter, so both models can read the same
+    storage: VGG16's 138M float64 weights then exist once (1.1 GB) instead of twice. Buffers
+    (BN running statistics) are written by a train-mode forward and are copied. A strict
+    load: missing, unexpected or mis-shaped keys raise as ``load_state_dict`` does.
+    """
+    params = {n for n, _ in reference.named_parameters()}
+    state = {k: (v if k in params else v.clone()) for k, v in reference.state_dict().items()}
+    model = _materialize_on_meta(candidate) if not isinstance(candidate, nn.Module) else None
+    if model is None:
+        model = copy.deepcopy(candidate).double() if isinstance(candidate, nn.Module) else materialize(candidate)
+    ties = _ties(model)
+    model.load_state_dict(state, strict=True, assign=True)  # one new Parameter per key ...
+    _retie(model, ties)  # ... so parameters used in two places are made one again
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise ValueError(f"candidate tensors not in the reference's state_dict: {', '.join(left[:5])}")
+    return model
+
+
 def numerics_checks(
     candidate: nn.Module | Callable[[], nn.Module],
     reference: nn.Module | Callable[[], nn.Module],
@@ -220,20 +296,20 @@ def numerics_checks(
     batch_size: int = 2,
     seed: int = 0,
 ) -> dict[str, list[str]]:
-    """Randomize the reference, copy its state into the candidate, compare in float64.
+    """Randomize the reference, give the candidate its state, compare in float64.
 
     ``candidate`` and ``reference`` are zero-argument factories (built with ``materialize``,
     skipping their own initialisation) or modules (copied, so the caller's modules are left
     as they were). Returns failures by check name: ``eval_output``, ``train_output``,
     ``input_grad``, ``param_grads``, ``bn_running_stats``, ``finite_grads``.
+
+    Memory: the two models share their parameters (``share_parameters``), and each candidate
+    gradient is compared with the reference's the moment backward produces it, then both are
+    dropped; the peak is one copy of the weights, one of the gradients and the largest single
+    gradient, not four copies of the weights.
     """
-
-    def prepare(m: nn.Module | Callable[[], nn.Module]) -> nn.Module:
-        return copy.deepcopy(m).double() if isinstance(m, nn.Module) else materialize(m)
-
-    ref = randomize_(prepare(reference), seed)
-    cand = prepare(candidate)
-    cand.load_state_dict(ref.state_dict(), strict=True)
+    ref = randomize_(copy.deepcopy(reference).double() if isinstance(reference, nn.Module) else materialize(reference), seed)
+    cand = share_parameters(candidate, ref)
     x = torch.randn((batch_size, *input_size), generator=torch.Generator().manual_seed(seed + 2), dtype=torch.float64)
     failures: dict[str, list[str]] = {k: [] for k in ("eval_output", "input_grad", "train_output", "param_grads", "bn_running_stats", "finite_grads")}
 
@@ -242,26 +318,52 @@ def numerics_checks(
             return [f"{tag}: reference returns {len(exp)} tensor(s), candidate {len(got)}"]
         return [m for i, (g, e) in enumerate(zip(got, exp, strict=False)) if (m := compare_tensors(f"{tag}[{i}]", g, e))]
 
-    # eval mode: outputs and input gradients
+    # the reference's passes first (eval, then train keeping its gradients), so a candidate
+    # that wrote to the shared weights could not change what it is compared with
+    r_eval, r_eval_gx, _ = _forward_backward(ref, x, seed, train=False)
+    r_out, r_gx, r_grads = _forward_backward(ref, x, seed, train=True)
+    ref.zero_grad(set_to_none=True)  # r_grads holds them now; freed one by one below
+    weights = {n: p.detach().sum() for n, p in cand.named_parameters()}
+
     c_out, c_gx, _ = _forward_backward(cand, x, seed, train=False)
-    r_out, r_gx, _ = _forward_backward(ref, x, seed, train=False)
-    failures["eval_output"] = outputs("eval output", c_out, r_out)
-    if m := compare_tensors("input gradient (eval)", c_gx, r_gx):
+    failures["eval_output"] = outputs("eval output", c_out, r_eval)
+    if m := compare_tensors("input gradient (eval)", c_gx, r_eval_gx):
         failures["input_grad"].append(m)
 
-    # train mode: outputs, every parameter gradient, BN running stats after the step
-    c_out, c_gx, c_grads = _forward_backward(cand, x, seed, train=True)
-    r_out, r_gx, r_grads = _forward_backward(ref, x, seed, train=True)
+    # train mode: each candidate gradient is checked and compared as soon as it is accumulated
+    seen: set[str] = set()
+
+    def on_grad(name: str, p: torch.Tensor) -> None:
+        seen.add(name)
+        g = p.grad
+        if g is None:
+            return
+        if not all_finite(g):
+            failures["finite_grads"].append(f"{name}: gradient has {int((~torch.isfinite(g)).sum())} non-finite values")
+        if name not in r_grads:
+            failures["param_grads"].append(f"{name}: candidate has a gradient, reference none")
+        elif m := compare_tensors(f"grad of {name}", g, r_grads.pop(name)):
+            failures["param_grads"].append(m)
+        p.grad = None
+
+    handles = [p.register_post_accumulate_grad_hook(lambda p, n=n: on_grad(n, p))
+               for n, p in cand.named_parameters() if p.requires_grad]
+    try:
+        c_out, c_gx, _ = _forward_backward(cand, x, seed, train=True)
+    finally:
+        for h in handles:
+            h.remove()
     failures["train_output"] = outputs("train output", c_out, r_out)
     if m := compare_tensors("input gradient (train)", c_gx, r_gx):
         failures["input_grad"].append(m)
-    for name, g in r_grads.items():
-        if name not in c_grads:
-            failures["param_grads"].append(f"{name}: reference has a gradient, candidate none")
-        elif m := compare_tensors(f"grad of {name}", c_grads[name], g):
-            failures["param_grads"].append(m)
-    for name in sorted(set(c_grads) - set(r_grads)):
-        failures["param_grads"].append(f"{name}: candidate has a gradient, reference none")
+    failures["param_grads"] += [f"{name}: reference has a gradient, candidate none" for name in r_grads]
+    r_grads.clear()
+    failures["train_output"] += [
+        f"{n}: the candidate's forward or backward wrote to this parameter in place; a model must not change its weights"
+        for n, p in cand.named_parameters() if not torch.equal(p.detach().sum(), weights[n])
+    ]
+    failures["finite_grads"] += [f"{name}: received no gradient" for name, p in cand.named_parameters()
+                                 if p.requires_grad and name not in seen]
     c_state, r_state = cand.state_dict(), ref.state_dict()
     for key, value in r_state.items():
         if ("running_" in key or "num_batches" in key) and (m := compare_tensors(f"{key} after a train step", c_state[key], value)):
@@ -270,11 +372,4 @@ def numerics_checks(
     for check_name, train in (("eval_output", False), ("train_output", True)):
         if failures[check_name] and (where := first_divergence(cand, ref, x, seed, train)):
             failures[check_name].insert(0, where)
-    for name, p in cand.named_parameters():
-        if not p.requires_grad:
-            continue
-        if p.grad is None:
-            failures["finite_grads"].append(f"{name}: received no gradient")
-        elif not all_finite(p.grad):
-            failures["finite_grads"].append(f"{name}: gradient has {int((~torch.isfinite(p.grad)).sum())} non-finite values")
     return failures
