@@ -2,7 +2,9 @@
 
 For every built-in architecture (``cnn_models.list_models()``), at the spec's input size:
 
-* ``closed form``: ``plan_for(spec.family, config, spec.input_size).params``: no module;
+* ``closed form``: ``params_for(spec.family, config, spec.input_size)``: no module; a
+  family's stage-by-stage sum where it has one (CIFAR ResNets, MobileNets), its per-layer
+  plan's total otherwise;
 * ``meta build``: ``sum(p.numel() for p in build_on_meta(spec.build).parameters())``: the
   modules are constructed, the tensors have no storage;
 * ``CPU build``: ``sum(p.numel() for p in spec.build().parameters())``: what a user does
@@ -38,7 +40,13 @@ def prepare(tool: str) -> None:
     import cnn_models  # noqa: F401
 
     if tool == CLOSED:
-        import conformance.formulas  # noqa: F401
+        import importlib
+
+        from conformance.formulas import formula_module
+
+        # the formula modules of every built-in family, as the CPU build has cnn_models' families
+        for family in sorted({cnn_models.get_spec(n).family for n in cnn_models.list_models()}):
+            importlib.import_module(formula_module(family))
     elif tool == META:
         import conformance.inspect  # noqa: F401
     elif tool != CPU:
@@ -47,12 +55,11 @@ def prepare(tool: str) -> None:
 
 def _closed(model: str) -> dict[str, Any]:
     import cnn_models
-    from conformance.formulas import plan_for
+    from conformance.formulas import params_for
 
     spec = cnn_models.get_spec(model)
     t0 = time.perf_counter()
-    c, h, w = spec.input_size
-    n = plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes}, (c, h, w)).params
+    n = params_for(spec.family, {**spec.config, "num_classes": spec.num_classes}, spec.input_size)
     return {"total_s": time.perf_counter() - t0, "params": int(n)}
 
 

@@ -63,23 +63,27 @@ class ForwardError(ConformanceError):
         self.where = where
 
 
-# In-place fills whose meta kernels are Python references wrapped in torch._disable_dynamo:
-# the first such call in a process imports torch._dynamo (1.5-5 s and ~100-180 MB here; a
-# cProfile of a cold meta build of VGG16 showed 5.6 of its 5.6 s in that import, reached from
-# kaiming_normal_). On a meta tensor a fill changes nothing (there is no data), so a build on
-# meta skips them: a cold parameter count on meta drops from seconds to milliseconds.
+# Value-only initialisation on a meta tensor changes nothing (there is no data), yet costs:
+# some fills' meta kernels are Python references wrapped in torch._disable_dynamo, so the first
+# such call in a process imports torch._dynamo (1.5-5 s; a cProfile of a cold meta build of
+# VGG16 showed 5.6 of its 5.6 s there, reached from kaiming_normal_), and every nn.init call
+# runs a dozen torch functions through the device mode (about a third of a warm meta build of
+# MobileNet v2). A build on meta answers these with their target tensor, unchanged.
 _META_NOOP_FILLS = frozenset({
-    "normal_", "erfinv_", "clamp_", "clamp_min_", "clamp_max_", "exponential_", "log_normal_",
-    "cauchy_", "geometric_",
+    "normal_", "uniform_", "zero_", "fill_", "erfinv_", "clamp_", "clamp_min_", "clamp_max_", "exponential_",
+    "log_normal_", "cauchy_", "geometric_", "random_", "bernoulli_",
 })
+_META_NOOP_INITS = frozenset(
+    f for name in dir(nn.init) if name.endswith("_") and not name.startswith("_") and callable(f := getattr(nn.init, name))
+)
 
 
 class _SkipMetaFills(TorchFunctionMode):
-    """Make the value-only fills above no-ops on meta tensors (no shape ever changes)."""
+    """Make ``torch.nn.init`` functions and value-only fills no-ops on meta tensors."""
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if getattr(func, "__name__", None) in _META_NOOP_FILLS:
+        if func in _META_NOOP_INITS or getattr(func, "__name__", None) in _META_NOOP_FILLS:
             # Tensor.normal_(t, ...) passes t first; torch.nn.init.normal_ passes tensor=t
             target = args[0] if args else kwargs.get("tensor")
             if isinstance(target, torch.Tensor) and target.is_meta:
@@ -209,42 +213,81 @@ def _dispatch_mode_active() -> bool:
 
 
 class _MetaShapeOnly(TorchFunctionMode):
-    """On meta inputs, answer a few shape-preserving ops without running their meta kernels.
+    """On meta inputs, answer the common CNN ops by their output-shape formulas.
 
-    In torch 2.x the meta kernels of batch norm, hardtanh (ReLU6), hardswish, hardsigmoid and
-    out-of-place relu are Python decompositions: about 1-2 ms a call against 0.03 ms for a
-    convolution, so they made a meta forward pass of MobileNet v2 slower than a real CPU pass
-    (a cProfile of ``summarize(mobilenet_v2)`` showed ``native_batch_norm_helper`` and
-    ``_prim_elementwise_meta`` in about two thirds of the time). Their output has the input's
-    shape and dtype, so an empty meta tensor like the input (or the input itself, in place)
-    is the same answer for every purpose here. ``F.linear``'s meta kernel (the addmm
-    decomposition) imports ``torch._dynamo`` on its first call in a process (1.5-5 s, the
-    whole cold cost of a VGG16 summary); its output shape is ``(*x.shape[:-1], out)``, so it
-    is answered here too, except under a dispatch mode (FlopCounterMode must see the matmul);
-    so is dropout (its train-mode meta kernel imports ``torch._dynamo`` the same way).
-    The checks the real op makes first (channel count of the statistics, more than one value
-    per channel in training, min <= max, matching in_features and dtypes) are made here too;
-    anything else goes to the real op, which raises as before.
+    A meta kernel gives the same answer, but slowly: in torch 2.x the meta kernels of
+    convolution, pooling, batch norm, most activations, broadcasting arithmetic and
+    concatenation are Python functions. The first one a process runs imports sympy (0.4 s,
+    through ``torch._check``) or ``torch._dynamo`` (1.5-5 s, through ``_disable_dynamo``), and
+    each later call costs 0.1-3 ms against ~0.01 ms here, so a meta forward pass of MobileNet
+    v2 was slower than a real CPU pass. The shapes here follow the PyTorch docs' formulas
+    (``conformance.formulas.layers.conv2d_out`` / ``pool2d_out``); tests hold them equal to
+    the meta kernels over random hyper-parameters and every built-in architecture.
+
+    Each op is answered only where the real op would succeed (the checks the kernels make
+    first: ranks, channel counts, dtypes, broadcastable shapes, window sizes); anything else,
+    including every error case, goes to the real op, which raises as before. Under a dispatch
+    mode (FlopCounterMode), convolutions and ``linear`` must reach their aten kernels to be
+    counted, so they are not answered here.
     """
 
     _INPLACE_ARG = {F.relu: 1, F.relu6: 1, F.hardtanh: 3, F.hardswish: 1, F.hardsigmoid: 1}
+    _UNARY = frozenset({torch.sigmoid, torch.Tensor.sigmoid, torch.tanh, torch.Tensor.tanh, F.silu, F.gelu, F.sigmoid, F.tanh})
+    _BINARY = frozenset({
+        torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__,
+        torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__,
+        torch.sub, torch.Tensor.sub, torch.Tensor.__sub__,
+    })
+    _BINARY_INPLACE = frozenset({torch.Tensor.add_, torch.Tensor.__iadd__, torch.Tensor.mul_, torch.Tensor.__imul__,
+                                 torch.Tensor.sub_, torch.Tensor.__isub__})
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         x = _arg(args, kwargs, 0, "input")
-        if isinstance(x, torch.Tensor) and x.is_meta:
-            if func is F.batch_norm and self._batch_norm_ok(x, args, kwargs):
-                return torch.empty_like(x)
-            pos = self._INPLACE_ARG.get(func)
-            if pos is not None and (func is not F.hardtanh or self._hardtanh_ok(args, kwargs)):
-                return x if _arg(args, kwargs, pos, "inplace", False) else torch.empty_like(x)
-            if func is F.dropout and self._dropout_ok(args, kwargs):
-                return x if _arg(args, kwargs, 3, "inplace", False) else torch.empty_like(x)
-            if func is F.linear and not _dispatch_mode_active():
-                out = self._linear_shape(x, _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias"))
-                if out is not None:
-                    return x.new_empty(out)
-        return func(*args, **kwargs)
+        out = None
+        if func is torch.cat:
+            out = _cat_shape(args, kwargs)
+        elif isinstance(x, torch.Tensor) and x.is_meta:
+            out = self._answer(func, x, args, kwargs)
+        return func(*args, **kwargs) if out is None else out
+
+    def _answer(self, func: Any, x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+        """The op's result as an empty meta tensor, or ``None`` to run the real op."""
+        if func in self._BINARY or func in self._BINARY_INPLACE:
+            other = _arg(args, kwargs, 1, "other")
+            shape = _broadcast(x, other)
+            if shape is None:
+                return None
+            if func in self._BINARY_INPLACE:
+                return x if shape == tuple(x.shape) else None
+            return x.new_empty(shape)
+        if func is F.batch_norm:
+            return _like(x) if self._batch_norm_ok(x, args, kwargs) else None
+        pos = self._INPLACE_ARG.get(func)
+        if pos is not None:
+            if func is F.hardtanh and not self._hardtanh_ok(args, kwargs):
+                return None
+            return x if _arg(args, kwargs, pos, "inplace", False) else _like(x)
+        if func in self._UNARY and x.is_floating_point():
+            return _like(x)
+        if func is F.dropout:
+            if not self._dropout_ok(args, kwargs):
+                return None
+            return x if _arg(args, kwargs, 3, "inplace", False) else _like(x)
+        if func is F.local_response_norm:
+            return _like(x) if x.dim() >= 3 and x.is_floating_point() else None
+        if func is F.adaptive_avg_pool2d:
+            return _adaptive_pool_shape(x, _arg(args, kwargs, 1, "output_size"))
+        if func is F.max_pool2d or func is F.avg_pool2d:
+            return _pool_shape(func is F.max_pool2d, x, args, kwargs)
+        if _dispatch_mode_active():
+            return None  # FlopCounterMode must see convolutions and matmuls
+        if func is F.conv2d:
+            return _conv_shape(x, args, kwargs)
+        if func is F.linear:
+            out = self._linear_shape(x, _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias"))
+            return x.new_empty(out) if out is not None else None
+        return None
 
     @staticmethod
     def _dropout_ok(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
@@ -280,6 +323,110 @@ class _MetaShapeOnly(TorchFunctionMode):
     def _hardtanh_ok(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
         low, high = _arg(args, kwargs, 1, "min_val", -1.0), _arg(args, kwargs, 2, "max_val", 1.0)
         return isinstance(low, (int, float)) and isinstance(high, (int, float)) and low <= high
+
+
+def _like(x: torch.Tensor) -> torch.Tensor:
+    """An empty meta tensor of ``x``'s shape and dtype (``torch.empty_like``'s meta kernel is a
+    Python reference that imports sympy on its first call)."""
+    return x.new_empty(x.shape)
+
+
+def _broadcast(x: torch.Tensor, other: Any) -> tuple[int, ...] | None:
+    """Broadcast shape of ``x`` with a same-dtype meta tensor or a Python number, else None."""
+    if isinstance(other, (int, float)) and not isinstance(other, bool) and x.is_floating_point():
+        return tuple(x.shape)
+    if not (isinstance(other, torch.Tensor) and other.is_meta and other.dtype == x.dtype):
+        return None
+    a, b = tuple(x.shape), tuple(other.shape)
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    if any(i != j and 1 not in (i, j) for i, j in zip(a, b, strict=True)):
+        return None
+    return tuple(max(i, j) if 0 not in (i, j) else 0 for i, j in zip(a, b, strict=True))
+
+
+def _ints(v: Any, n: int = 2) -> tuple[int, ...] | None:
+    """``v`` as ``n`` non-negative ints (an int is repeated), or None if it is anything else."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = (v,) * n
+    if isinstance(v, (tuple, list)) and len(v) == 1 and n > 1:
+        v = tuple(v) * n
+    if not (isinstance(v, (tuple, list)) and len(v) == n and all(isinstance(i, int) and not isinstance(i, bool) for i in v)):
+        return None
+    return tuple(v) if all(i >= 0 for i in v) else None
+
+
+def _conv_shape(x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    from .formulas.layers import conv2d_out
+
+    w, b = _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
+    stride, padding = _ints(_arg(args, kwargs, 3, "stride", 1)), _ints(_arg(args, kwargs, 4, "padding", 0))
+    dilation, groups = _ints(_arg(args, kwargs, 5, "dilation", 1)), _arg(args, kwargs, 6, "groups", 1)
+    if not (x.dim() == 4 and isinstance(w, torch.Tensor) and w.is_meta and w.dim() == 4 and w.dtype == x.dtype):
+        return None
+    if stride is None or padding is None or dilation is None or 0 in stride or 0 in dilation:
+        return None
+    if not (isinstance(groups, int) and groups > 0 and x.shape[1] == w.shape[1] * groups and w.shape[0] % groups == 0):
+        return None
+    if b is not None and not (isinstance(b, torch.Tensor) and b.is_meta and b.dtype == x.dtype and b.shape == (w.shape[0],)):
+        return None
+    try:
+        h, wd = (conv2d_out(x.shape[i + 2], w.shape[i + 2], stride[i], padding[i], dilation[i]) for i in (0, 1))
+    except ValueError:  # the input is smaller than the window: the real op raises
+        return None
+    return x.new_empty((x.shape[0], w.shape[0], h, wd))
+
+
+def _pool_shape(is_max: bool, x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    from .formulas.layers import pool2d_out
+
+    kernel = _ints(_arg(args, kwargs, 1, "kernel_size"))
+    stride_arg = _arg(args, kwargs, 2, "stride")
+    stride = kernel if stride_arg is None or stride_arg == [] or stride_arg == () else _ints(stride_arg)
+    padding = _ints(_arg(args, kwargs, 3, "padding", 0))
+    if is_max:
+        dilation = _ints(_arg(args, kwargs, 4, "dilation", 1))
+        ceil_mode, extra = _arg(args, kwargs, 5, "ceil_mode", False), _arg(args, kwargs, 6, "return_indices", False)
+    else:
+        dilation, ceil_mode = (1, 1), _arg(args, kwargs, 4, "ceil_mode", False)
+        extra = _arg(args, kwargs, 6, "divisor_override", None) == 0  # the real op rejects 0
+    if x.dim() != 4 or extra or kernel is None or stride is None or padding is None or dilation is None:
+        return None
+    if 0 in kernel or 0 in stride or 0 in dilation or not isinstance(ceil_mode, bool):
+        return None
+    if any(2 * p > k for p, k in zip(padding, kernel, strict=True)):  # "pad should be at most half of kernel size"
+        return None
+    try:
+        h, w = (pool2d_out(x.shape[i + 2], kernel[i], stride[i], padding[i], dilation[i], ceil_mode) for i in (0, 1))
+    except ValueError:
+        return None
+    return x.new_empty((x.shape[0], x.shape[1], h, w))
+
+
+def _adaptive_pool_shape(x: torch.Tensor, output_size: Any) -> torch.Tensor | None:
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        size = tuple(x.shape[-2 + i] if s is None else s for i, s in enumerate(output_size))
+    else:
+        size = output_size
+    out = _ints(size)
+    if x.dim() not in (3, 4) or out is None or 0 in x.shape[-3:]:
+        return None
+    return x.new_empty((*x.shape[:-2], *out))
+
+
+def _cat_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    tensors, dim = _arg(args, kwargs, 0, "tensors"), _arg(args, kwargs, 1, "dim", 0)
+    if not (isinstance(tensors, (tuple, list)) and tensors and isinstance(dim, int) and not isinstance(dim, bool)):
+        return None
+    first = tensors[0]
+    if not all(isinstance(t, torch.Tensor) and t.is_meta and t.dtype == first.dtype and t.dim() == first.dim() for t in tensors):
+        return None
+    if not -first.dim() <= dim < first.dim():
+        return None
+    d = dim % first.dim()
+    if any(t.shape[:d] != first.shape[:d] or t.shape[d + 1:] != first.shape[d + 1:] for t in tensors):
+        return None
+    return first.new_empty((*first.shape[:d], sum(t.shape[d] for t in tensors), *first.shape[d + 1:]))
 
 
 def run_forward(module: nn.Module, inputs: Sequence[torch.Tensor], rows: Sequence[Any] = ()) -> Any:

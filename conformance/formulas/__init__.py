@@ -13,9 +13,11 @@ own closed form by the same gate.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from .layers import Layer, Plan, Tracer
 
-__all__ = ["Layer", "Plan", "Tracer", "formula_module", "plan_for"]
+__all__ = ["Layer", "Plan", "Tracer", "family_module", "formula_module", "params_for", "plan_for"]
 
 
 def formula_module(family: str) -> str:
@@ -23,13 +25,8 @@ def formula_module(family: str) -> str:
     return family if "." in family else f"{__name__}.{family}"
 
 
-def plan_for(family: str, config: object, input_size: tuple[int, int, int]) -> Plan:
-    """The closed-form plan of one architecture: ``plan(config, input_size)`` of its family.
-
-    Each family module exposes ``plan(config, input_size) -> Plan`` and reads only the
-    config (a spec's ``config`` mapping, with ``num_classes`` in it). ``LookupError`` when
-    the module does not exist or has no ``plan``.
-    """
+def family_module(family: str) -> ModuleType:
+    """The imported formula module of ``family``; ``LookupError`` when there is none."""
     import importlib
 
     name = formula_module(family)
@@ -40,7 +37,31 @@ def plan_for(family: str, config: object, input_size: tuple[int, int, int]) -> P
         if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
             raise  # the formula module exists but one of its own imports is missing
         raise LookupError(f"no closed-form formula for family {family!r} ({where} not found)") from None
-    plan = getattr(module, "plan", None)
-    if not callable(plan):
+    if not callable(getattr(module, "plan", None)):
         raise LookupError(f"no closed-form formula for family {family!r}: {where} has no plan(config, input_size)")
-    return plan(config, input_size)
+    return module
+
+
+def plan_for(family: str, config: object, input_size: tuple[int, int, int]) -> Plan:
+    """The closed-form plan of one architecture: ``plan(config, input_size)`` of its family.
+
+    Each family module exposes ``plan(config, input_size) -> Plan`` and reads only the
+    config (a spec's ``config`` mapping, with ``num_classes`` in it). ``LookupError`` when
+    the module does not exist or has no ``plan``.
+    """
+    plan: Plan = family_module(family).plan(config, input_size)
+    return plan
+
+
+def params_for(family: str, config: object, input_size: tuple[int, int, int]) -> int:
+    """The parameter count by closed form, without the per-layer plan where the family can.
+
+    A family module may expose ``params(config, input_size) -> int``: the total as one sum
+    over the config's stages (no layer rows, shapes or names), tested equal to its plan's
+    total. Otherwise the plan's total is returned.
+    """
+    module = family_module(family)
+    direct = getattr(module, "params", None)
+    if callable(direct):
+        return int(direct(config, input_size))
+    return int(module.plan(config, input_size).params)

@@ -24,20 +24,40 @@ from typing import Any
 
 from .layers import Plan, Tracer
 
-__all__ = ["WIDTHS", "plan"]
+__all__ = ["WIDTHS", "params", "plan"]
 
 WIDTHS = (16, 32, 64)
 
 
+def _blocks_per_stage(config: Mapping[str, Any]) -> int:
+    if "n" in config:
+        return int(config["n"])
+    depth = int(config["depth"])
+    if (depth - 2) % 6 or depth < 8:
+        raise ValueError(f"config['depth'] must be 6n + 2, got {depth}")
+    return (depth - 2) // 6
+
+
+def params(config: Mapping[str, Any], input_size: tuple[int, int, int]) -> int:
+    """The parameter total of the module docstring, one term per stage (no layer rows)."""
+    n = _blocks_per_stage(config)
+    option_b = not config.get("plain", False) and config.get("shortcut", "A") == "B"
+    widths = tuple(config.get("widths", WIDTHS))
+    c = widths[0]
+    total = 9 * input_size[0] * c + 2 * c  # conv1, bn1
+    for s, w in enumerate(widths):
+        # first block: 3x3 c->w and 3x3 w->w, each with BN; the other n - 1 blocks: w->w twice
+        total += 9 * c * w + 2 * w + 9 * w * w + 2 * w + (n - 1) * (18 * w * w + 4 * w)
+        if option_b and (s > 0 or c != w):
+            total += c * w + 2 * w  # downsample.0 (1x1, no bias), downsample.1 (BN)
+        c = w
+    k = int(config["num_classes"])
+    return total + c * k + k
+
+
 def plan(config: Mapping[str, Any], input_size: tuple[int, int, int]) -> Plan:
     """Per-layer rows (conv, BN, avgpool, fc) of a CIFAR ResNet / plain net at ``input_size``."""
-    if "n" in config:
-        n = int(config["n"])
-    else:
-        depth = int(config["depth"])
-        if (depth - 2) % 6 or depth < 8:
-            raise ValueError(f"config['depth'] must be 6n + 2, got {depth}")
-        n = (depth - 2) // 6
+    n = _blocks_per_stage(config)
     plain = bool(config.get("plain", False))
     shortcut = config.get("shortcut", "A")
     widths = tuple(config.get("widths", WIDTHS))

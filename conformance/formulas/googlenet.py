@@ -21,7 +21,6 @@ parameters and 0 MACs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from .layers import Plan, Tracer, pool2d_out
@@ -98,7 +97,7 @@ def plan(config: Mapping[str, Any], input_size: tuple[int, int, int]) -> Plan:
         if name in taps:
             first = len(t.plan.layers)
             _aux_head(t, taps[name], config, num_classes)
-            t.plan.layers[first:] = [replace(row, macs=0) for row in t.plan.layers[first:]]
+            t.plan.layers[first:] = [row._replace(macs=0) for row in t.plan.layers[first:]]
     t.adaptive_avgpool("avgpool", 1)  # (1024, 1, 1)
     t.flatten()
     t.dropout("dropout")

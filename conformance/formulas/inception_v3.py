@@ -15,7 +15,6 @@ head runs in train mode only, so its rows carry their parameters and 0 MACs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from .layers import Plan, Tracer, pool2d_out
@@ -76,7 +75,7 @@ def plan(config: Mapping[str, Any], input_size: tuple[int, int, int]) -> Plan:
             for conv in aux["convs"]:
                 _conv_block(a, conv[1], conv)
             a.with_shape(a.shape[:1]).linear("fc", num_classes)  # after a global average pool
-            t.plan.layers[first:] = [replace(row, macs=0) for row in t.plan.layers[first:]]
+            t.plan.layers[first:] = [row._replace(macs=0) for row in t.plan.layers[first:]]
     t.adaptive_avgpool("avgpool", 1)  # (2048, 1, 1)
     t.dropout("dropout")  # before flattening, as torchvision
     t.flatten()

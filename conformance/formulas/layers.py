@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 __all__ = [
     "Layer",
@@ -39,7 +40,7 @@ IntPair = int | tuple[int, int]
 
 
 def pair(v: IntPair) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+    return (v, v) if type(v) is int or isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
 def conv2d_out(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
@@ -91,9 +92,12 @@ def linear_macs(n_in: int, n_out: int) -> int:
     return n_in * n_out
 
 
-@dataclass(frozen=True)
-class Layer:
-    """One row of a closed-form plan: what a module should be, computed from the config."""
+class Layer(NamedTuple):
+    """One row of a closed-form plan: what a module should be, computed from the config.
+
+    A named tuple rather than a dataclass: plans of deep nets have hundreds of rows and are
+    rebuilt for every check, and a tuple is built several times faster.
+    """
 
     name: str  # qualified module name in the reference layout, e.g. "layer3.1.conv2"
     kind: str  # module class name: "Conv2d", "BatchNorm2d", "Linear", "MaxPool2d", ...
@@ -127,7 +131,7 @@ class Plan:
         return out
 
 
-@dataclass
+@dataclass(slots=True)
 class Tracer:
     """Walks a config layer by layer, tracking shape, receptive field and jump.
 
@@ -148,10 +152,9 @@ class Tracer:
         return f"{self.prefix}{name}" if self.prefix else name
 
     def _add(self, name: str, kind: str, params: int = 0, macs: int = 0) -> None:
-        self.plan.layers.append(Layer(self._name(name), kind, self.shape, params, macs))
-        self.plan.out_shape = self.shape
-        self.plan.receptive_field = self.rf
-        self.plan.jump = self.jump
+        plan = self.plan
+        plan.layers.append(Layer(self.prefix + name, kind, self.shape, params, macs))
+        plan.out_shape, plan.receptive_field, plan.jump = self.shape, self.rf, self.jump
 
     def _grow(self, kernel: int, stride: int, dilation: int = 1) -> None:
         self.rf += (dilation * (kernel - 1)) * self.jump
@@ -201,7 +204,10 @@ class Tracer:
         dilation: IntPair = 1,
     ) -> Tracer:
         c, h, w = self.shape
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel, stride, padding, dilation))
+        kh, kw = pair(kernel)
+        sh, sw = pair(stride)
+        ph, pw = pair(padding)
+        dh, dw = pair(dilation)
         ho, wo = conv2d_out(h, kh, sh, ph, dh), conv2d_out(w, kw, sw, pw, dw)
         params = conv2d_params(c, out_channels, (kh, kw), groups, bias)
         self.shape = (out_channels, ho, wo)

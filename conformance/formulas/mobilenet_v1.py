@@ -14,7 +14,7 @@ from typing import Any
 
 from .layers import Plan, Tracer
 
-__all__ = ["plan", "width"]
+__all__ = ["params", "plan", "width"]
 
 
 def width(channels: int, alpha: float) -> int:
@@ -26,6 +26,20 @@ def _conv_bn_relu(t: Tracer, name: str, out: int, kernel: int, stride: int, grou
     t.conv(f"{name}.0", out, kernel, stride, padding=(kernel - 1) // 2, groups=groups, bias=False)
     t.bn(f"{name}.1")
     t.act(f"{name}.2", "ReLU")
+
+
+def params(config: Mapping[str, Any], input_size: tuple[int, int, int]) -> int:
+    """Parameter total as one sum over Table 1's rows: 3x3 stem + BN, then per block a 3x3
+    depthwise conv + BN and a 1x1 pointwise conv + BN, then the classifier (no layer rows)."""
+    alpha = float(config["alpha"])
+    c = width(config["stem"][0], alpha)
+    total = 9 * input_size[0] * c + 2 * c
+    for out, _stride in config["blocks"]:
+        w = width(out, alpha)
+        total += 9 * c + 2 * c + c * w + 2 * w
+        c = w
+    k = int(config["num_classes"])
+    return total + c * k + k
 
 
 def plan(config: Mapping[str, Any], input_size: tuple[int, int, int]) -> Plan:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .layers import Plan, Tracer
 
-__all__ = ["plan", "round_channels"]
+__all__ = ["params", "plan", "round_channels"]
 
 
 def round_channels(value: float, divisor: int) -> int:
@@ -42,6 +42,24 @@ def _inverted_residual(t: Tracer, name: str, out: int, stride: int, expand: int)
     t.conv(f"{name}.conv.{k + 1}", out, 1, bias=False)
     t.bn(f"{name}.conv.{k + 2}")
     # the residual add (stride 1, c_in == out) changes neither shape nor parameters
+
+
+def params(config: Mapping[str, Any], input_size: tuple[int, int, int]) -> int:
+    """Parameter total as one sum over Table 2's rows (no layer rows): stem 3x3 + BN; per
+    block an optional 1x1 expansion + BN, a 3x3 depthwise + BN, a 1x1 projection + BN; the
+    last 1x1 + BN; the classifier."""
+    mult, d = float(config["width_mult"]), int(config["round_nearest"])
+    c = round_channels(config["input_channel"] * mult, d)
+    total = 9 * input_size[0] * c + 2 * c
+    for expand, ch, n, _s in config["inverted_residual_setting"]:
+        out = round_channels(ch * mult, d)
+        for _ in range(n):
+            hidden = c * expand
+            total += (c * hidden + 2 * hidden if expand != 1 else 0) + 11 * hidden + hidden * out + 2 * out
+            c = out
+    last = round_channels(config["last_channel"] * max(1.0, mult), d)
+    k = int(config["num_classes"])
+    return total + c * last + 2 * last + last * k + k
 
 
 def plan(config: Mapping[str, Any], input_size: tuple[int, int, int]) -> Plan:

@@ -17,7 +17,7 @@ from typing import Any
 from .layers import Plan, Tracer
 from .mobilenet_v2 import round_channels
 
-__all__ = ["plan"]
+__all__ = ["params", "plan"]
 
 _NL = {"RE": "ReLU", "HS": "Hardswish"}
 
@@ -41,6 +41,32 @@ def _squeeze_excite(t: Tracer, name: str, squeeze: int) -> None:
     # the product s * x has x's shape; it depends on the whole map through the pool
     t.rf = max(t.rf, se.rf)
     t.shape = shape
+
+
+def params(config: Mapping[str, Any], input_size: tuple[int, int, int]) -> int:
+    """Parameter total as one sum over Table 1/2's rows (no layer rows): stem 3x3 + BN; per
+    row an optional 1x1 expansion + BN, a kxk depthwise + BN, an optional squeeze-and-excite
+    (two 1x1 convs with bias), a 1x1 projection + BN; the last 1x1 + BN; two linear layers."""
+    mult, d = float(config["width_mult"]), int(config["round_nearest"])
+
+    def scale(ch: int) -> int:
+        return round_channels(ch * mult, d)
+
+    rows = list(config["setting"])
+    c = scale(rows[0][0])
+    total = 9 * input_size[0] * c + 2 * c
+    for c_in, k, exp, out, use_se, _nl, _s in rows:
+        c_in, exp, out = scale(c_in), scale(exp), scale(out)
+        if exp != c_in:
+            total += c_in * exp + 2 * exp
+        total += k * k * exp + 2 * exp
+        if use_se:
+            squeeze = round_channels(exp // 4, 8)
+            total += 2 * exp * squeeze + squeeze + exp
+        total += exp * out + 2 * out
+        c = out
+    last, hidden, classes = 6 * c, scale(int(config["last_channel"])), int(config["num_classes"])
+    return total + c * last + 2 * last + last * hidden + hidden + hidden * classes + classes
 
 
 def plan(config: Mapping[str, Any], input_size: tuple[int, int, int]) -> Plan:
