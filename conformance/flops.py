@@ -7,6 +7,11 @@ Oracles:
     MACs of Conv2d and Linear only, bias excluded, per sample.
 (b) **FlopCounterMode**: ``torch.utils.flop_counter.FlopCounterMode`` around one eval-mode
     forward pass of the model built on ``meta`` (no weights allocated), divided by the batch.
+    Convolutions and 2-d linears get their output shape from the documented formula instead
+    of torch's Python meta kernels (``inspect._MetaShapeOnly``) and are handed to the
+    counter's own bookkeeping as the aten op they dispatch to, so FlopCounterMode's formulas
+    and module attribution apply; every other op it would count is dispatched to it as usual.
+    tests/test_meta_shapes.py holds the counts equal to a pass with every kernel run.
 (c) **torchvision ``_ops``**: the weights enum's ``meta["_ops"]`` of the builder a spec names.
     Labelled GFLOPS, it is really GMACs of conv and linear layers (no bias, BN, pooling or
     activations) in eval mode at the weights' crop size, rounded to 3 decimals; so it agrees
@@ -47,7 +52,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .inspect import meta_inputs, meta_module, run_forward
+from .inspect import meta_inputs, meta_pass, run_forward
 
 __all__ = [
     "TV_OPS_ABS_TOL",
@@ -105,16 +110,15 @@ def count_flops(
 ) -> FlopCount:
     """Run FlopCounterMode over one forward pass of ``model`` on meta.
 
-    ``model`` is a module (copied to meta, the original untouched) or a zero-argument factory
-    (built on meta). Eval mode by default (torchvision's ``_ops`` convention: auxiliary heads
+    ``model`` is a module (one on meta is used as it is, its train/eval flags restored; any
+    other is copied to meta, the original untouched) or a zero-argument factory (built on
+    meta). Eval mode by default (torchvision's ``_ops`` convention: auxiliary heads
     off). Counts are divided by ``batch_size`` (every counted op is linear in the batch).
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
-    module = meta_module(model)
-    module.train(train)
     inputs = meta_inputs(input_size, batch_size=batch_size)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with meta_pass(model, train) as module, torch.no_grad(), FlopCounterMode(display=False) as counter:
         run_forward(module, inputs)
     counts = counter.get_flop_counts()
     totals = {key: sum(ops.values()) for key, ops in counts.items()}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ __all__ = [
     "layer_table",
     "meta_inputs",
     "meta_module",
+    "meta_pass",
     "run_forward",
     "to_meta",
 ]
@@ -137,6 +138,26 @@ def meta_module(model: ModelLike) -> nn.Module:
     return build_on_meta(model)
 
 
+@contextlib.contextmanager
+def meta_pass(model: ModelLike, train: bool) -> Iterator[nn.Module]:
+    """``model`` on meta, in train or eval mode, for one pass.
+
+    A module whose tensors are all on meta already is used as it is (a copy of a 300-module
+    ResNet costs 0.1-0.2 s, and the gate makes several passes over its meta models) and its
+    modules' train/eval flags are put back afterwards; anything else goes through
+    ``meta_module`` (a factory is built on meta, a real module copied there).
+    """
+    if isinstance(model, nn.Module) and _is_meta(model):
+        modes = [(m, m.training) for m in model.modules()]
+        try:
+            yield model.train(train)
+        finally:
+            for m, mode in modes:
+                m.training = mode
+    else:
+        yield meta_module(model).train(train)
+
+
 def meta_inputs(
     input_size: Sequence[int] | Sequence[Sequence[int]], batch_size: int = 2, dtype: torch.dtype = torch.float32
 ) -> list[torch.Tensor]:
@@ -174,28 +195,28 @@ def layer_table(
 ) -> list[LayerRow]:
     """Rows for every module call of one forward pass at ``(batch_size, *input_size)``.
 
-    ``model`` is a module (copied to meta, the original is untouched) or a zero-argument
-    factory (built directly on meta). ``train`` selects the mode of the pass (eval by default,
+    ``model`` is a module (one on meta is used as it is, its train/eval flags restored; any
+    other is copied to meta, the original untouched) or a zero-argument factory (built
+    directly on meta). ``train`` selects the mode of the pass (eval by default,
     the mode in which torchvision's GoogLeNet/Inception skip their auxiliary heads).
     """
-    module = meta_module(model)
-    module.train(train)
-    names = {id(m): n for n, m in module.named_modules()}
     rows: list[LayerRow] = []
+    with meta_pass(model, train) as module:
+        names = {id(m): n for n, m in module.named_modules()}
 
-    def hook(mod: nn.Module, _inp: object, out: object) -> None:
-        own = sum(p.numel() for p in mod.parameters(recurse=False))
-        rows.append(
-            LayerRow(names.get(id(mod), "?"), type(mod).__name__, _shape_of(out), own, not any(mod.children()))
-        )
+        def hook(mod: nn.Module, _inp: object, out: object) -> None:
+            own = sum(p.numel() for p in mod.parameters(recurse=False))
+            rows.append(
+                LayerRow(names.get(id(mod), "?"), type(mod).__name__, _shape_of(out), own, not any(mod.children()))
+            )
 
-    handles = [m.register_forward_hook(hook) for m in module.modules()]
-    try:
-        with torch.no_grad():
-            run_forward(module, meta_inputs(input_size, batch_size), rows)
-    finally:
-        for h in handles:
-            h.remove()
+        handles = [m.register_forward_hook(hook) for m in module.modules()]
+        try:
+            with torch.no_grad():
+                run_forward(module, meta_inputs(input_size, batch_size), rows)
+        finally:
+            for h in handles:
+                h.remove()
     return rows
 
 
@@ -203,13 +224,22 @@ def _arg(args: Sequence[Any], kwargs: dict[str, Any], i: int, name: str, default
     return args[i] if len(args) > i else kwargs.get(name, default)
 
 
-def _dispatch_mode_active() -> bool:
-    """Whether a TorchDispatchMode (FlopCounterMode) is watching the aten ops of this pass."""
+def _watching_counter() -> Any:
+    """Who watches the aten ops of this pass: ``None`` (nobody), a ``FlopCounterMode`` (whose
+    own bookkeeping, ``_count_flops``, can be handed an op answered here), or ``False`` (some
+    other dispatch mode, or a torch without these internals: every op must really run)."""
     try:
         from torch.utils._python_dispatch import _get_current_dispatch_mode
-    except ImportError:  # pragma: no cover - older torch: assume watched, take no shortcut
-        return True
-    return _get_current_dispatch_mode() is not None
+        from torch.utils.flop_counter import FlopCounterMode
+    except ImportError:  # pragma: no cover - older torch: take no shortcut
+        return False
+    mode = _get_current_dispatch_mode()
+    if mode is None:
+        return None
+    counter = getattr(mode, "counter", None)
+    if isinstance(counter, FlopCounterMode) and callable(getattr(counter, "_count_flops", None)):
+        return counter
+    return False
 
 
 class _MetaShapeOnly(TorchFunctionMode):
@@ -226,9 +256,11 @@ class _MetaShapeOnly(TorchFunctionMode):
 
     Each op is answered only where the real op would succeed (the checks the kernels make
     first: ranks, channel counts, dtypes, broadcastable shapes, window sizes); anything else,
-    including every error case, goes to the real op, which raises as before. Under a dispatch
-    mode (FlopCounterMode), convolutions and ``linear`` must reach their aten kernels to be
-    counted, so they are not answered here.
+    including every error case, goes to the real op, which raises as before. Convolutions and
+    ``linear`` are what FlopCounterMode counts: under it, an answered convolution or 2-d
+    ``linear`` is handed to the counter's own bookkeeping as the aten op it would have dispatched (``aten.convolution``,
+    ``aten.addmm`` / ``aten.mm``), so FlopCounterMode's formulas and module attribution apply;
+    under any other dispatch mode they run for real.
     """
 
     _INPLACE_ARG = {F.relu: 1, F.relu6: 1, F.hardtanh: 3, F.hardswish: 1, F.hardsigmoid: 1}
@@ -260,7 +292,7 @@ class _MetaShapeOnly(TorchFunctionMode):
                 return None
             if func in self._BINARY_INPLACE:
                 return x if shape == tuple(x.shape) else None
-            return x.new_empty(shape)
+            return _empty(shape, x)
         if func is F.batch_norm:
             return _like(x) if self._batch_norm_ok(x, args, kwargs) else None
         pos = self._INPLACE_ARG.get(func)
@@ -274,19 +306,39 @@ class _MetaShapeOnly(TorchFunctionMode):
             if not self._dropout_ok(args, kwargs):
                 return None
             return x if _arg(args, kwargs, 3, "inplace", False) else _like(x)
+        if func is torch.flatten or func is torch.Tensor.flatten:
+            return _flatten_shape(x, _arg(args, kwargs, 1, "start_dim", 0), _arg(args, kwargs, 2, "end_dim", -1))
+        if func is F.pad:
+            return _pad_shape(x, _arg(args, kwargs, 1, "pad"), _arg(args, kwargs, 2, "mode", "constant"))
         if func is F.local_response_norm:
             return _like(x) if x.dim() >= 3 and x.is_floating_point() else None
         if func is F.adaptive_avg_pool2d:
             return _adaptive_pool_shape(x, _arg(args, kwargs, 1, "output_size"))
         if func is F.max_pool2d or func is F.avg_pool2d:
             return _pool_shape(func is F.max_pool2d, x, args, kwargs)
-        if _dispatch_mode_active():
-            return None  # FlopCounterMode must see convolutions and matmuls
-        if func is F.conv2d:
-            return _conv_shape(x, args, kwargs)
-        if func is F.linear:
-            out = self._linear_shape(x, _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias"))
-            return x.new_empty(out) if out is not None else None
+        if func is F.conv2d or func is F.linear:
+            counter = _watching_counter()
+            if counter is False:
+                return None  # an unknown dispatch mode is watching: let it see the real op
+            if func is F.conv2d:
+                out = _conv_shape(x, args, kwargs)
+                if out is not None and counter is not None:
+                    w, b = _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
+                    s, p, d = (_ints(_arg(args, kwargs, i, n, v)) for i, n, v in ((3, "stride", 1), (4, "padding", 0), (5, "dilation", 1)))
+                    counter._count_flops(torch.ops.aten.convolution, out, (x, w, b, s, p, d, False, (0, 0), _arg(args, kwargs, 6, "groups", 1)), {})
+                return out
+            w, b = _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
+            shape = self._linear_shape(x, w, b)
+            if shape is None or (counter is not None and x.dim() != 2):
+                return None  # FlopCounterMode would see the N-d input's own decomposition
+            out = _empty(shape, x)
+            if counter is not None:  # aten's linear: addmm(bias, x, w.t()) with a bias, else mm(x, w.t())
+                wt = _empty((w.shape[1], w.shape[0]), w)  # the counter reads shapes only
+                if b is None:
+                    counter._count_flops(torch.ops.aten.mm, out, (x, wt), {})
+                else:
+                    counter._count_flops(torch.ops.aten.addmm, out, (b, x, wt), {})
+            return out
         return None
 
     @staticmethod
@@ -325,10 +377,20 @@ class _MetaShapeOnly(TorchFunctionMode):
         return isinstance(low, (int, float)) and isinstance(high, (int, float)) and low <= high
 
 
+def _empty(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
+    """An empty meta tensor of ``like``'s dtype, made where no dispatch mode sees it: an op
+    FlopCounterMode dispatches runs through ``torch._disable_dynamo``, whose first call in a
+    process imports torch._dynamo (1.5-5 s), and an empty tensor carries no FLOPs."""
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    with _disable_current_modes():  # a dispatch mode's first op imports torch._dynamo
+        return torch.empty(tuple(shape), dtype=like.dtype, device="meta")
+
+
 def _like(x: torch.Tensor) -> torch.Tensor:
     """An empty meta tensor of ``x``'s shape and dtype (``torch.empty_like``'s meta kernel is a
     Python reference that imports sympy on its first call)."""
-    return x.new_empty(x.shape)
+    return _empty(x.shape, x)
 
 
 def _broadcast(x: torch.Tensor, other: Any) -> tuple[int, ...] | None:
@@ -374,7 +436,7 @@ def _conv_shape(x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) ->
         h, wd = (conv2d_out(x.shape[i + 2], w.shape[i + 2], stride[i], padding[i], dilation[i]) for i in (0, 1))
     except ValueError:  # the input is smaller than the window: the real op raises
         return None
-    return x.new_empty((x.shape[0], w.shape[0], h, wd))
+    return _empty((x.shape[0], w.shape[0], h, wd), x)
 
 
 def _pool_shape(is_max: bool, x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
@@ -400,7 +462,7 @@ def _pool_shape(is_max: bool, x: torch.Tensor, args: Sequence[Any], kwargs: dict
         h, w = (pool2d_out(x.shape[i + 2], kernel[i], stride[i], padding[i], dilation[i], ceil_mode) for i in (0, 1))
     except ValueError:
         return None
-    return x.new_empty((x.shape[0], x.shape[1], h, w))
+    return _empty((x.shape[0], x.shape[1], h, w), x)
 
 
 def _adaptive_pool_shape(x: torch.Tensor, output_size: Any) -> torch.Tensor | None:
@@ -411,7 +473,29 @@ def _adaptive_pool_shape(x: torch.Tensor, output_size: Any) -> torch.Tensor | No
     out = _ints(size)
     if x.dim() not in (3, 4) or out is None or 0 in x.shape[-3:]:
         return None
-    return x.new_empty((*x.shape[:-2], *out))
+    return _empty((*x.shape[:-2], *out), x)
+
+
+def _flatten_shape(x: torch.Tensor, start: Any, end: Any) -> torch.Tensor | None:
+    n = max(x.dim(), 1)
+    if not (isinstance(start, int) and isinstance(end, int) and -n <= start < n and -n <= end < n):
+        return None
+    s, e = start % n, end % n
+    if x.dim() == 0 or s > e:
+        return None if s > e else _empty((1,), x)
+    return _empty((*x.shape[:s], math.prod(x.shape[s:e + 1]), *x.shape[e + 1:]), x)
+
+
+def _pad_shape(x: torch.Tensor, pad: Any, mode: Any) -> torch.Tensor | None:
+    """Constant padding by non-negative amounts: each pair ``(left, right)`` from the last dim."""
+    if mode != "constant" or not (isinstance(pad, (tuple, list)) and len(pad) % 2 == 0 and len(pad) // 2 <= x.dim()):
+        return None
+    if not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in pad):
+        return None
+    shape = list(x.shape)
+    for i in range(len(pad) // 2):
+        shape[-1 - i] += pad[2 * i] + pad[2 * i + 1]
+    return _empty(shape, x)
 
 
 def _cat_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
@@ -426,7 +510,7 @@ def _cat_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | No
     d = dim % first.dim()
     if any(t.shape[:d] != first.shape[:d] or t.shape[d + 1:] != first.shape[d + 1:] for t in tensors):
         return None
-    return first.new_empty((*first.shape[:d], sum(t.shape[d] for t in tensors), *first.shape[d + 1:]))
+    return _empty((*first.shape[:d], sum(t.shape[d] for t in tensors), *first.shape[d + 1:]), first)
 
 
 def run_forward(module: nn.Module, inputs: Sequence[torch.Tensor], rows: Sequence[Any] = ()) -> Any:

@@ -74,3 +74,24 @@ def test_checker_rejects_nonzero_bias() -> None:
     assert any("bias expected all zeros" in f for f in init_failures(nn.Sequential(lin), scheme))
     nn.init.zeros_(lin.bias)
     assert init_failures(nn.Sequential(lin), scheme) == []
+
+
+def test_a_large_layer_is_sampled_at_a_stride_yet_every_value_is_bounded() -> None:
+    """Above 2**22 weights the moments come from every k-th value (iid under the law); the
+    bound of a uniform law is still checked on every value."""
+    scheme = InitScheme(conv="kaiming_normal_fan_out", linear="normal_0.01", source="test")
+    gen = torch.Generator().manual_seed(0)
+    lin = nn.Linear(6000, 1000, bias=False)  # 6M weights: sampled 1 in 2
+    with torch.no_grad():
+        lin.weight.normal_(0.0, 0.01, generator=gen)
+    assert init_failures(nn.Sequential(lin), scheme) == []
+    with torch.no_grad():
+        lin.weight.mul_(1.03)  # a 6 % variance error: 2**22 values resolve 0.4 %
+    (msg,) = init_failures(nn.Sequential(lin), scheme)
+    assert "variance" in msg and f"n={6_000_000 // 2} of 6000000 values, 1 in 2" in msg
+    uniform = InitScheme(conv="torch_default", linear="torch_default", source="test")
+    bound = 1.0 / math.sqrt(6000)
+    with torch.no_grad():
+        lin.weight.uniform_(-bound, bound, generator=gen)
+        lin.weight[0, 1] = 2 * bound  # an odd index: not in the 1-in-2 sample
+    assert any("outside" in f for f in init_failures(nn.Sequential(lin), uniform))

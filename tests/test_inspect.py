@@ -89,3 +89,18 @@ def test_meta_inputs_validates_sizes() -> None:
     assert [t.shape for t in meta_inputs([(1, 2), (3,)])] == [(2, 1, 2), (2, 3)]
     with pytest.raises(ValueError, match="input_size"):
         meta_inputs((3, 0, 7))
+
+
+def test_a_meta_module_is_used_as_it_is_and_gets_its_modes_back() -> None:
+    from conformance.flops import count_flops
+
+    model = build_on_meta(lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout()))
+    model.train()
+    model[1].eval()  # a mixed state the caller chose
+    seen: list[bool] = []
+    model[0].register_forward_pre_hook(lambda mod, _inp: seen.append(mod.training))
+    rows = layer_table(model, (3, 8, 8), train=True)
+    count_flops(model, (3, 8, 8))
+    assert seen == [True, False]  # the same module object ran, in the mode each pass asked for
+    assert [m.training for m in model] == [True, False, True] and model.training
+    assert rows[0].out_shape == (4, 6, 6)

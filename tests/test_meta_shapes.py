@@ -3,8 +3,9 @@
 The oracle is torch itself: the same op with the same arguments run by its own meta kernel
 (with the shortcut switched off). Where the real op raises, the shortcut must not answer (it
 falls through to the op, which raises as before); where it answers, the shape, dtype and
-device must be the kernel's. Then every built-in architecture's layer table, and torchvision's
-own models', must come out the same with and without the shortcut.
+device must be the kernel's. Then the layer tables and FlopCounterMode counts of one
+architecture per block structure, and torchvision's own models' tables, must come out the same
+with and without the shortcut.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 
 import cnn_models
 from conformance import inspect as ins
+from conformance.flops import count_flops
 from conformance.inspect import layer_table
 
 
@@ -148,22 +150,53 @@ def test_broadcasting_edge_cases_match_the_kernel(a: tuple[int, ...], b: tuple[i
     lambda: torch.sigmoid(m(2, 3)),
     lambda: F.hardtanh(m(2, 3), 0.0, 6.0),
     lambda: F.dropout(m(2, 3), 0.3, training=True),
-], ids=["bn-train", "bn-wrong-channels", "lrn", "linear", "linear-mismatch", "sigmoid", "relu6", "dropout"])
+    lambda: torch.flatten(m(2, 3, 4, 5), 1),
+    lambda: m(2, 3, 4, 5).flatten(1, 2),
+    lambda: torch.flatten(m(2, 3), 1, 0),
+    lambda: torch.flatten(m(), 0),
+    lambda: F.pad(m(2, 3, 4, 5), (0, 0, 0, 0, 2, 3)),
+    lambda: F.pad(m(2, 3, 4, 5), (1, 2)),
+    lambda: F.pad(m(2, 3), (1, 2, 3, 4, 5, 6)),
+], ids=["bn-train", "bn-wrong-channels", "lrn", "linear", "linear-mismatch", "sigmoid", "relu6", "dropout",
+        "flatten", "flatten-method", "flatten-reversed", "flatten-0d", "pad-channels", "pad-last", "pad-too-many"])
 def test_other_answered_ops_match_the_kernel(fn: Callable[[], torch.Tensor]) -> None:
     _same_as_kernel(fn)
+
+
+# One architecture per distinct block structure (every op the built-ins use, in train and eval
+# mode); the exhaustive grid above covers the hyper-parameters of each op.
+REPRESENTATIVES = ["cifar_plain20", "cifar_resnet20", "googlenet", "googlenet_paper", "inception_v3", "mobilenet_v1_025",
+                   "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "resnet50", "resnext50_32x4d",
+                   "vgg11", "vgg11_bn"]
+
+
+def test_the_representatives_cover_every_family() -> None:
+    assert {cnn_models.get_spec(n).family for n in REPRESENTATIVES} == {cnn_models.get_spec(n).family for n in cnn_models.list_models()}
 
 
 def _table(factory: Callable[[], nn.Module], size: tuple[int, int, int], train: bool) -> list[Any]:
     return [(r.name, r.kind, r.out_shape, r.params) for r in layer_table(factory, size, train=train)]
 
 
-@pytest.mark.parametrize("name", cnn_models.list_models())
+@pytest.mark.parametrize("name", REPRESENTATIVES)
 def test_layer_tables_are_the_same_without_the_shortcut(name: str) -> None:
     spec = cnn_models.get_spec(name)
     for train in (False, True):
         fast = _table(spec.build, spec.input_size, train)
         with kernels_only():
             assert fast == _table(spec.build, spec.input_size, train), f"{name}, train={train}"
+
+
+@pytest.mark.parametrize("name", REPRESENTATIVES)
+def test_flop_counts_are_the_same_without_the_shortcut(name: str) -> None:
+    """FlopCounterMode handed the answered convolutions and linears counts what it counts when
+    it dispatches them itself: per op, per module and per layer type."""
+    spec = cnn_models.get_spec(name)
+    fast = count_flops(spec.build, spec.input_size)
+    with kernels_only():
+        slow = count_flops(spec.build, spec.input_size)
+    assert fast == slow
+    assert fast.flops > 0
 
 
 @pytest.mark.parametrize("name", ["googlenet", "inception_v3", "mobilenet_v3_small", "resnext50_32x4d", "squeezenet1_1", "densenet121"])
