@@ -7,7 +7,8 @@ Tools, each in its own worker, on the same model (``cnn_models``'s) at batch 1, 
   Conv2d and Linear, bias excluded (torchvision's ``_ops`` convention);
 * ``ours (FlopCounterMode, meta)``: ``conformance.flops.count_flops(spec.build, size)``: the
   model built on ``meta``, one forward pass under ``torch.utils.flop_counter.FlopCounterMode``;
-  FLOPs / 2 (2 FLOPs per MAC; conv and matmul only);
+  FLOPs / 2 (2 FLOPs per MAC; conv and matmul only). Convolutions and linears are shaped by
+  formula and handed to the counter's own bookkeeping, so no Python meta kernel runs;
 * ``FlopCounterMode (CPU)``: the same counter around a real forward pass of a CPU-built model
   on ``torch.randn(1, 3, 224, 224)`` under ``no_grad``;
 * ``fvcore``: ``FlopCountAnalysis(model, x).total()`` (traces the model with ``torch.jit``;
@@ -65,7 +66,9 @@ def prepare(tool: str) -> None:
     import cnn_models  # noqa: F401
 
     if tool == CLOSED:
-        import conformance.formulas  # noqa: F401
+        from .params import import_formula_modules
+
+        import_formula_modules()
     elif tool == META:
         import conformance.flops  # noqa: F401
     elif tool == CPU_COUNTER:

@@ -33,6 +33,18 @@ TARGET = 100.0
 QUICK_MODELS = ("resnet18", "vgg16", "mobilenet_v2", "cifar_resnet20")
 
 
+def import_formula_modules() -> None:
+    """Import the closed form of every built-in family: the closed-form tool's imports, as
+    ``import cnn_models`` (every family's model code) is the CPU build's."""
+    import importlib
+
+    import cnn_models
+    from conformance.formulas import formula_module
+
+    for family in sorted({cnn_models.get_spec(n).family for n in cnn_models.list_models()}):
+        importlib.import_module(formula_module(family))
+
+
 def prepare(tool: str) -> None:
     import torch
 
@@ -40,13 +52,7 @@ def prepare(tool: str) -> None:
     import cnn_models  # noqa: F401
 
     if tool == CLOSED:
-        import importlib
-
-        from conformance.formulas import formula_module
-
-        # the formula modules of every built-in family, as the CPU build has cnn_models' families
-        for family in sorted({cnn_models.get_spec(n).family for n in cnn_models.list_models()}):
-            importlib.import_module(formula_module(family))
+        import_formula_modules()
     elif tool == META:
         import conformance.inspect  # noqa: F401
     elif tool != CPU:
