@@ -12,6 +12,7 @@ Targets: ``pytest -n auto`` under 3 minutes, with no worker above 4 GB RSS.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from typing import Any
@@ -52,8 +53,9 @@ def _run(label: str, args: list[str], opts: Options) -> tuple[dict[str, Any], di
 def run(opts: Options) -> Section:
     extra = QUICK_ARGS if opts.quick else []
     common = ["-q", "-p", "no:cacheprovider", f"--durations={DURATIONS}", *extra]
-    par_row, par_raw = _run("pytest -n auto", ["-n", "auto", *common], opts)
-    ser_row, ser_raw = _run("pytest (serial)", ["-n", "0", *common], opts)
+    profile = os.environ.get("CNN_CONFORMANCE_PROFILE") or "dev"
+    par_row, par_raw = _run(f"pytest -n auto (hypothesis profile {profile})", ["-n", "auto", *common], opts)
+    ser_row, ser_raw = _run(f"pytest serial (hypothesis profile {profile})", ["-n", "0", *common], opts)
     ser_row["workers"] = 0
     ser_row["largest worker MB"] = None
     scope = f" ({' '.join(extra)} only: --quick)" if extra else ""
