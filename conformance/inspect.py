@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -230,14 +231,15 @@ def _watching_counter() -> Any:
     other dispatch mode, or a torch without these internals: every op must really run)."""
     try:
         from torch.utils._python_dispatch import _get_current_dispatch_mode
-        from torch.utils.flop_counter import FlopCounterMode
     except ImportError:  # pragma: no cover - older torch: take no shortcut
         return False
-    mode = _get_current_dispatch_mode()
-    if mode is None:
+    if _get_current_dispatch_mode() is None:
         return None
-    counter = getattr(mode, "counter", None)
-    if isinstance(counter, FlopCounterMode) and callable(getattr(counter, "_count_flops", None)):
+    # only a process that made a FlopCounterMode has imported its module (which imports
+    # triton: 0.2 s and 90 MB that a summary should not pay)
+    flop_counter = sys.modules.get("torch.utils.flop_counter")
+    counter = getattr(_get_current_dispatch_mode(), "counter", None)
+    if flop_counter is not None and isinstance(counter, flop_counter.FlopCounterMode) and callable(getattr(counter, "_count_flops", None)):
         return counter
     return False
 
