@@ -98,12 +98,21 @@ def materialize(factory: Callable[[], nn.Module], dtype: torch.dtype = torch.flo
     non-persistent buffers (not in its state_dict, so nothing would overwrite them) is built
     normally instead.
     """
+    model, on_meta = _meta_or_built(factory, dtype)
+    if not on_meta:
+        return model
+    ties = _ties(model)  # moving off meta gives each registration its own Parameter
+    return _retie(model.to_empty(device="cpu"), ties)
+
+
+def _meta_or_built(factory: Callable[[], nn.Module], dtype: torch.dtype) -> tuple[nn.Module, bool]:
+    """``factory``'s model in ``dtype`` and whether it is on ``meta``: it is built normally
+    instead when it has non-persistent buffers (not in its state_dict, so nothing would fill them)."""
     with torch.device("meta"):
         model = factory()
     if set(dict(model.named_buffers())) - set(model.state_dict()):
-        return factory().to(dtype)
-    ties = _ties(model)  # moving off meta gives each registration its own Parameter
-    return _retie(model.to(dtype).to_empty(device="cpu"), ties)
+        return factory().to(dtype), False
+    return model.to(dtype), True
 
 
 def state_dict_diff(candidate: nn.Module, reference: nn.Module) -> list[str]:
@@ -257,16 +266,6 @@ def first_divergence(candidate: nn.Module, reference: nn.Module, x: torch.Tensor
     return None
 
 
-def _materialize_on_meta(factory: Callable[[], nn.Module]) -> nn.Module | None:
-    """``factory``'s model in float64 on ``meta``, or ``None`` when it cannot stay there
-    (non-persistent buffers, which no state_dict would fill)."""
-    with torch.device("meta"):
-        model = factory()
-    if set(dict(model.named_buffers())) - set(model.state_dict()):
-        return None
-    return model.to(torch.float64)
-
-
 def share_parameters(candidate: Callable[[], nn.Module] | nn.Module, reference: nn.Module) -> nn.Module:
     """The candidate with the reference's state: parameters *shared*, buffers copied.
 
@@ -277,9 +276,8 @@ def share_parameters(candidate: Callable[[], nn.Module] | nn.Module, reference: 
     """
     params = {n for n, _ in reference.named_parameters()}
     state = {k: (v if k in params else v.clone()) for k, v in reference.state_dict().items()}
-    model = _materialize_on_meta(candidate) if not isinstance(candidate, nn.Module) else None
-    if model is None:
-        model = copy.deepcopy(candidate).double() if isinstance(candidate, nn.Module) else materialize(candidate)
+    # on meta, the load below gives it the reference's tensors: no storage of its own at all
+    model = copy.deepcopy(candidate).double() if isinstance(candidate, nn.Module) else _meta_or_built(candidate, torch.float64)[0]
     ties = _ties(model)
     model.load_state_dict(state, strict=True, assign=True)  # one new Parameter per key ...
     _retie(model, ties)  # ... so parameters used in two places are made one again

@@ -233,12 +233,13 @@ def _watching_counter() -> Any:
         from torch.utils._python_dispatch import _get_current_dispatch_mode
     except ImportError:  # pragma: no cover - older torch: take no shortcut
         return False
-    if _get_current_dispatch_mode() is None:
+    mode = _get_current_dispatch_mode()
+    if mode is None:
         return None
     # only a process that made a FlopCounterMode has imported its module (which imports
     # triton: 0.2 s and 90 MB that a summary should not pay)
     flop_counter = sys.modules.get("torch.utils.flop_counter")
-    counter = getattr(_get_current_dispatch_mode(), "counter", None)
+    counter = getattr(mode, "counter", None)
     if flop_counter is not None and isinstance(counter, flop_counter.FlopCounterMode) and callable(getattr(counter, "_count_flops", None)):
         return counter
     return False
@@ -323,11 +324,12 @@ class _MetaShapeOnly(TorchFunctionMode):
             if counter is False:
                 return None  # an unknown dispatch mode is watching: let it see the real op
             if func is F.conv2d:
-                out = _conv_shape(x, args, kwargs)
-                if out is not None and counter is not None:
-                    w, b = _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
-                    s, p, d = (_ints(_arg(args, kwargs, i, n, v)) for i, n, v in ((3, "stride", 1), (4, "padding", 0), (5, "dilation", 1)))
-                    counter._count_flops(torch.ops.aten.convolution, out, (x, w, b, s, p, d, False, (0, 0), _arg(args, kwargs, 6, "groups", 1)), {})
+                call = _conv_call(x, args, kwargs)
+                if call is None:
+                    return None
+                out, aten_args = call
+                if counter is not None:
+                    counter._count_flops(torch.ops.aten.convolution, out, aten_args, {})
                 return out
             w, b = _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
             shape = self._linear_shape(x, w, b)
@@ -420,7 +422,9 @@ def _ints(v: Any, n: int = 2) -> tuple[int, ...] | None:
     return tuple(v) if all(i >= 0 for i in v) else None
 
 
-def _conv_shape(x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+def _conv_call(x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[torch.Tensor, tuple[Any, ...]] | None:
+    """``F.conv2d``'s output, and its arguments as ``aten.convolution`` takes them (input,
+    weight, bias, stride, padding, dilation, transposed, output_padding, groups)."""
     from .formulas.layers import conv2d_out
 
     w, b = _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
@@ -438,7 +442,8 @@ def _conv_shape(x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) ->
         h, wd = (conv2d_out(x.shape[i + 2], w.shape[i + 2], stride[i], padding[i], dilation[i]) for i in (0, 1))
     except ValueError:  # the input is smaller than the window: the real op raises
         return None
-    return _empty((x.shape[0], w.shape[0], h, wd), x)
+    out = _empty((x.shape[0], w.shape[0], h, wd), x)
+    return out, (x, w, b, stride, padding, dilation, False, (0, 0), groups)
 
 
 def _pool_shape(is_max: bool, x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:

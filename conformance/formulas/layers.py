@@ -40,7 +40,7 @@ IntPair = int | tuple[int, int]
 
 
 def pair(v: IntPair) -> tuple[int, int]:
-    return (v, v) if type(v) is int or isinstance(v, int) else (int(v[0]), int(v[1]))
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
 def conv2d_out(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
