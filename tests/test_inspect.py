@@ -73,6 +73,35 @@ def test_build_on_meta_moves_what_the_factory_pinned_and_refuses_non_modules() -
         build_on_meta(lambda: "resnet")  # type: ignore[arg-type, return-value]
 
 
+@pytest.mark.parametrize("one_mode", [True, False], ids=["one mode", "device mode + fill skipping"])
+def test_meta_build_modes_agree(one_mode: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The single build mode and the stacked fallback (torch without DeviceContext) do the same:
+    meta is the default device, an explicit device is kept (moved afterwards), fills and
+    nn.init calls on meta are skipped, a real tensor is still filled."""
+    import conformance.inspect as inspect_mod
+
+    if not one_mode:
+        monkeypatch.setattr(inspect_mod, "_DeviceContext", None)
+    seen: dict[str, object] = {}
+
+    def factory() -> nn.Module:
+        seen["default"] = torch.get_default_device()
+        real = torch.empty(4, device="cpu")
+        nn.init.constant_(real, 2.5)  # a real tensor: must be filled
+        seen["real"] = real.tolist()
+        seen["explicit"] = torch.zeros(2, device="cpu").device
+        model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Linear(8, 2))
+        nn.init.kaiming_normal_(model[0].weight)
+        model[2].weight.data.normal_()
+        return model
+
+    model = build_on_meta(factory)
+    assert seen == {"default": torch.device("meta"), "real": [2.5] * 4, "explicit": torch.device("cpu")}
+    assert all(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    assert [tuple(p.shape) for p in model.parameters()] == [(8, 3, 3, 3), (8,), (8,), (8,), (2, 8), (2,)]
+    assert torch.get_default_device() == torch.device("cpu")  # the mode is gone afterwards
+
+
 def test_forward_error_names_the_innermost_module_and_keeps_rows() -> None:
     factory = lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.Sequential(nn.Flatten(), nn.Linear(5, 2)))  # noqa: E731
     with pytest.raises(ForwardError) as info:
