@@ -100,15 +100,17 @@ class _SkipMetaFills(TorchFunctionMode):
 
 
 try:  # torch's own ``with torch.device(...)`` mode; private, so checked for, not assumed
-    from torch.utils._device import DeviceContext as _DeviceContext
-    from torch.utils._device import _device_constructors
-except ImportError:  # pragma: no cover - other torch versions: the two modes stacked
-    _DeviceContext = None
+    import torch.utils._device as _torch_device
+except ImportError:  # other torch versions: the two modes stacked
+    _torch_device = None  # type: ignore[assignment]
+_DeviceContext: Any = getattr(_torch_device, "DeviceContext", None)
+_device_constructors: Any = getattr(_torch_device, "_device_constructors", None)
 
+_ONE_MODE = _DeviceContext is not None and _device_constructors is not None
 
-if _DeviceContext is not None:
+if _ONE_MODE:
 
-    class _MetaBuild(_DeviceContext):  # type: ignore[misc, valid-type]
+    class _MetaBuild(_DeviceContext):
         """``torch.device("meta")`` and ``_SkipMetaFills`` in one mode.
 
         Every torch call during a build goes through each active Python mode in turn; two
@@ -134,7 +136,7 @@ if _DeviceContext is not None:
 @contextlib.contextmanager
 def _meta_build_mode() -> Iterator[None]:
     """``meta`` as the default device, fills skipped: one mode where torch allows it."""
-    if _DeviceContext is None:
+    if not _ONE_MODE:
         with torch.device("meta"), _SkipMetaFills():
             yield
     else:

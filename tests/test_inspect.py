@@ -81,7 +81,7 @@ def test_meta_build_modes_agree(one_mode: bool, monkeypatch: pytest.MonkeyPatch)
     import conformance.inspect as inspect_mod
 
     if not one_mode:
-        monkeypatch.setattr(inspect_mod, "_DeviceContext", None)
+        monkeypatch.setattr(inspect_mod, "_ONE_MODE", False)
     seen: dict[str, object] = {}
 
     def factory() -> nn.Module:
