@@ -60,6 +60,7 @@ def test_worker_measures_each_job_in_a_fork() -> None:
         res = w.run("alloc", {"mib": 64}, warm=True)
         assert res["ok"], res
         assert res["bytes"] == 64 * 2**20
+        assert "MB own" in res["pages"] or sys.platform != "linux", res["pages"]
         for key in ("total_s", "warm_total_s", "rss_start_mb", "maxrss_mb"):
             assert res[key] is not None and res[key] >= 0, key
         if res["added_mb"] is not None:  # /proc available: the 64 MiB show up in the peak
@@ -69,6 +70,39 @@ def test_worker_measures_each_job_in_a_fork() -> None:
         late = w.run("sleep", {"seconds": 5}, timeout=1)
         assert not late["ok"] and "timed out" in late["error"]
         assert w.run("alloc", {"mib": 1})["ok"]  # the worker survives all of the above
+
+
+def _private_mb() -> float:
+    with open("/proc/self/smaps_rollup") as fh:
+        return sum(int(line.split()[1]) for line in fh if line.startswith(("Private_Clean:", "Private_Dirty:"))) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc smaps")
+def test_own_pages_unshares_what_a_fork_inherited() -> None:
+    """A forked child shares its parent's pages; after ``own_pages`` they are its own
+    (private), so a first call no longer pays copy-on-write faults inside a measurement."""
+    import os
+
+    from benchmarks._worker import own_pages
+
+    block = bytearray(b"x" * (32 * 2**20))  # 32 MiB, touched in the parent before the fork
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            before = _private_mb()
+            note = own_pages()
+            after = _private_mb()
+            os.write(write_fd, json.dumps([before, after, note, len(block)]).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    data = os.read(read_fd, 4096)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    before, after, note, _ = json.loads(data)
+    assert note.endswith("MB own") or "MB own," in note, note
+    assert after - before >= 32, (before, after, note)
 
 
 def test_measure_interleaves_tools_and_repetitions() -> None:
