@@ -36,10 +36,12 @@ DURATIONS = {"test_mod.py::test_slow": 10.0, **{f"test_mod.py::test_fast[{i}]": 
 
 def _group(pytester: pytest.Pytester, splits: int, group: int, *extra: str) -> set[str]:
     # the same --randomly-seed on every runner: pytest-randomly reorders before pytest-split
-    # cuts, so runners must agree on the order (see CONTRIBUTING.md, "Beyond one machine")
+    # cuts, so runners must agree on the order (see CONTRIBUTING.md, "Beyond one machine").
+    # hypothesis' plugin is off: these tests use none, and its end-of-run summary imports all
+    # of hypothesis (about 1.3 s of each subprocess)
     result = pytester.runpytest_subprocess(
         "--splits", str(splits), "--group", str(group), "--collect-only", "-q", "-p", "randomly",
-        "--randomly-seed", "4321", *extra,
+        "--randomly-seed", "4321", "-p", "no:hypothesispytest", *extra,
     )
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     return {line.strip() for line in result.outlines if line.startswith("test_mod.py::")}
