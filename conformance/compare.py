@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .inspect import build_on_meta
+
 __all__ = [
     "materialize",
     "RTOL",
@@ -107,9 +109,10 @@ def materialize(factory: Callable[[], nn.Module], dtype: torch.dtype = torch.flo
 
 def _meta_or_built(factory: Callable[[], nn.Module], dtype: torch.dtype) -> tuple[nn.Module, bool]:
     """``factory``'s model in ``dtype`` and whether it is on ``meta``: it is built normally
-    instead when it has non-persistent buffers (not in its state_dict, so nothing would fill them)."""
-    with torch.device("meta"):
-        model = factory()
+    instead when it has non-persistent buffers (not in its state_dict, so nothing would fill them).
+    The meta build is ``build_on_meta``'s: its initialisation calls are skipped, as nothing
+    would keep their values."""
+    model = build_on_meta(factory)
     if set(dict(model.named_buffers())) - set(model.state_dict()):
         return factory().to(dtype), False
     return model.to(dtype), True
