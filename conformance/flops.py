@@ -129,13 +129,17 @@ def count_flops(
     kinds: dict[str, int] = {}
     modules_by_kind: dict[str, int] = {}
     top_level = 0
+    children: dict[str, int] = {}  # key -> the summed totals of its direct children
+    for key, total in totals.items():
+        if key != "Global" and "." in key:
+            parent = key.rsplit(".", 1)[0]
+            children[parent] = children.get(parent, 0) + total
     for key, total in totals.items():
         if key == "Global":
             continue
         if "." not in key:
             top_level += total
-        children = sum(n for k, n in totals.items() if k.startswith(key + ".") and "." not in k[len(key) + 1 :])
-        flops = (total - children) // batch_size
+        flops = (total - children.get(key, 0)) // batch_size
         name, kind = _resolve(module, root_key, key)
         if flops:
             own[name] = own.get(name, 0) + flops

@@ -7,13 +7,22 @@ the caller's own model (which must come back untouched).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 import torch.nn as nn
 import torchvision
 
 from conformance.formulas.layers import conv2d_out, conv2d_params, pool2d_out
-from conformance.inspect import ForwardError, build_on_meta, layer_table, meta_inputs, to_meta
+from conformance.inspect import (
+    ForwardError,
+    build_on_meta,
+    layer_table,
+    meta_inputs,
+    run_forward,
+    to_meta,
+)
 
 
 def test_resnet18_rows_on_meta() -> None:
@@ -110,6 +119,52 @@ def test_forward_error_names_the_innermost_module_and_keeps_rows() -> None:
     assert err.where == "1.1"
     assert "'1.1' (Linear)" in str(err) and "\n" not in str(err)
     assert [r.name for r in err.rows] == ["0", "1.0"]  # what ran before the failure
+
+
+class _Raises(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("boom")
+
+
+class _Wraps(nn.Module):
+    """Calls its child through a helper and re-raises: the child's frames stay in the traceback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = _Raises()
+
+    def _helper(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            return self._helper(x)
+        except RuntimeError:
+            raise
+
+
+class _Replaces(_Wraps):
+    """Catches the child's error and raises its own: the failure is the parent's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            return self._helper(x)
+        except RuntimeError:
+            raise ValueError("parent gave up") from None
+
+
+@pytest.mark.parametrize(("root", "where", "kind"), [
+    (lambda: nn.Sequential(nn.ReLU(), _Wraps()), "1.inner", "_Raises"),
+    (lambda: nn.Sequential(nn.ReLU(), _Replaces()), "1", "_Replaces"),
+    (_Raises, "", "_Raises"),  # the root itself: where "" ("in the root module")
+])
+def test_forward_error_attribution_follows_the_traceback(root: Callable[[], nn.Module], where: str, kind: str) -> None:
+    model = root()
+    with pytest.raises(ForwardError) as info:
+        run_forward(model, meta_inputs((3, 4, 4)))
+    assert info.value.where == where
+    assert f"({kind})" in str(info.value)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())  # none left behind
 
 
 def test_meta_inputs_validates_sizes() -> None:
