@@ -3,9 +3,12 @@
 Tools, each in its own worker (``benchmarks._worker``), on the same model (``cnn_models``'s,
 state_dict-identical to torchvision's) and the same input, (3, 224, 224) at batch 2:
 
-* ``ours``: ``conformance.summary.summarize(spec.build, (3, 224, 224)).render()``: the model
+* ``ours (meta)``: ``conformance.summary.summarize(spec.build, (3, 224, 224)).render()``: the model
   is built on ``meta`` (no weight allocated), one hooked forward pass at batch 2 in the
   model's own (train) mode, the table rendered in torchsummary's layout;
+* ``ours (closed form)``: ``conformance.summary.plan_text(plan_for(...))``, what
+  ``cnn-conformance summary NAME --closed-form`` prints: the per-layer table from the spec's
+  config, no module built (registered architectures only; its own layout);
 * ``torchsummary`` 1.5.1 (sksq96/pytorch-summary): ``summary(model, (3, 224, 224),
   device="cpu")`` on a CPU-built model: a real forward pass of ``torch.rand(2, 3, 224, 224)``
   in train mode with autograd on (torchsummary does not disable it), the table printed
@@ -37,8 +40,9 @@ MODELS = ("vgg16", "resnet50", "googlenet", "mobilenet_v2")
 QUICK_MODELS = ("vgg16", "mobilenet_v2")
 INPUT = (3, 224, 224)
 OURS = "ours (meta)"
+CLOSED = "ours (closed form)"
 PEERS = ("torchsummary", "torchinfo")
-TOOLS = (OURS, *PEERS)
+TOOLS = (OURS, CLOSED, *PEERS)
 
 
 # --- in the worker -------------------------------------------------------------------------
@@ -48,7 +52,8 @@ def prepare(tool: str) -> None:
     torch.set_num_threads(1)
     import cnn_models  # noqa: F401 - fills the registry
 
-    if tool == OURS:
+    if tool in (OURS, CLOSED):
+        import conformance.formulas  # noqa: F401
         import conformance.summary  # noqa: F401
     elif tool == "torchsummary":
         import torchsummary  # noqa: F401
@@ -73,6 +78,20 @@ def _ours(model: str) -> dict[str, Any]:
     t1 = time.perf_counter()
     return {"build_s": None, "op_s": t1 - t0, "total_s": t1 - t0, "params": s.total_params,
             "rows": len(s.rows), "text_sha": _sha(text)}
+
+
+def _closed(model: str) -> dict[str, Any]:
+    import cnn_models
+    from conformance.formulas import plan_for
+    from conformance.summary import plan_text
+
+    spec = cnn_models.get_spec(model)
+    t0 = time.perf_counter()
+    plan = plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes}, INPUT)
+    text = plan_text(plan, model, INPUT)
+    t1 = time.perf_counter()
+    return {"build_s": None, "op_s": t1 - t0, "total_s": t1 - t0, "params": plan.params,
+            "rows": len(plan.layers), "text_sha": _sha(text)}
 
 
 def _torchsummary(model: str) -> dict[str, Any]:
@@ -110,7 +129,7 @@ def _torchinfo(model: str) -> dict[str, Any]:
             "rows": len(stats.summary_list), "text_sha": _sha(text)}
 
 
-TASKS = {OURS: _ours, "torchsummary": _torchsummary, "torchinfo": _torchinfo}
+TASKS = {OURS: _ours, CLOSED: _closed, "torchsummary": _torchsummary, "torchinfo": _torchinfo}
 
 
 # --- in the parent -------------------------------------------------------------------------
@@ -126,13 +145,20 @@ def run(opts: Options) -> Section:
         ours_sha = tally.first(OURS, r["model"], "text_sha")
         ts_sha = tally.first("torchsummary", r["model"], "text_sha")
         r["same text as torchsummary"] = (
-            None if r["tool"] == "torchinfo" or ours_sha is None or ts_sha is None
+            None if r["tool"] in ("torchinfo", CLOSED) or ours_sha is None or ts_sha is None
             else tally.first(r["tool"], r["model"], "text_sha") == ts_sha)
+        if r["tool"] == CLOSED:  # its ratios are against the peers' rows, in the targets
+            for col in ("time ours/theirs", "warm time ours/theirs", "mem ours/theirs", "warm mem ours/theirs"):
+                r[col] = None
     section = Section(
         "summary", "1. Per-layer summary at 3x224x224 (batch 2)", COLUMNS, rows,
         notes=[
-            "ours: summarize(factory) on meta, train mode, rendered in torchsummary's layout; "
+            "ours (meta): summarize(factory) on meta, train mode, rendered in torchsummary's layout, for any "
+            "module; ours (closed form): `cnn-conformance summary NAME --closed-form`, the per-layer table "
+            "(names, types, shapes, params, MACs) computed from a registered spec's config by the layer "
+            "formulas, no module built (its own layout, so never torchsummary's text); "
             "torchsummary 1.5.1: CPU forward, train mode, autograd on; torchinfo: CPU forward, eval, no_grad.",
+            "time/mem ours/theirs = ours (meta) over the row's tool; the closed form's ratios are in the targets.",
             "e2e = end to end, from the model factory to the table (a CPU peer must build and initialise "
             "the model; ours builds it on meta); call = the summary call alone (ours: with its meta build). "
             "cold = the first call in a process whose imports are done; warm = a second call in that "
@@ -140,7 +166,8 @@ def run(opts: Options) -> Section:
             "added MB = peak RSS during the call minus the RSS just before it (the imported process).",
             import_note(tally),
         ],
-        targets=speed_targets(tally, models, OURS, PEERS, "summary", memory=True),
+        targets=[*speed_targets(tally, models, OURS, PEERS, "summary", memory=True),
+                 *speed_targets(tally, models, CLOSED, PEERS, "summary, closed form", memory=True)],
         raw=tally.as_json(),
     )
     errors = [f"{r['tool']} on {r['model']}: {r['error']}" for r in rows if r.get("error")]

@@ -44,9 +44,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from .formulas.layers import Plan
 from .inspect import meta_inputs, meta_module, run_forward
 
-__all__ = ["Summary", "SummaryRow", "summarize", "summary_text"]
+__all__ = ["Summary", "SummaryRow", "plan_text", "summarize", "summary_text"]
 
 BYTES_PER_NUMBER = 4.0  # torchsummary assumes float32 whatever the dtype
 MB = 1024.0**2
@@ -228,3 +229,40 @@ def summary_text(
 ) -> str:
     """``summarize(...).render()``: the text torchsummary would print."""
     return summarize(model, input_size, batch_size=batch_size, train=train).render()
+
+
+PLAN_RULE = "-" * 101
+PLAN_DOUBLE_RULE = "=" * 101
+
+
+def plan_text(plan: Plan, title: str, input_size: Sequence[int], batch_size: int = -1) -> str:
+    """A closed-form plan (``conformance.formulas.plan_for``) as a per-layer table.
+
+    No module is built and no pass runs: every row comes from the architecture's config
+    through the layer formulas, so this is the spec's claim about the model, the table the
+    gate holds the built model to (``closed_form_layers``). Rows are the layers the family's
+    plan traces, in config order (an activation applied as a function, such as GoogLeNet's
+    ``F.relu``, has no row); shapes show ``batch_size`` first, as ``summarize`` does.
+    """
+    def row(name: str, kind: str, shape: str, params: str, macs: str) -> str:
+        return f"{name:<34} {kind:<18} {shape:>20} {params:>11} {macs:>14}"
+
+    out = [
+        f"{title}: closed form from the spec's config at input {tuple(input_size)}, no module built",
+        PLAN_RULE,
+        row("Layer", "Type", "Output Shape", "Param #", "MACs"),
+        PLAN_DOUBLE_RULE,
+    ]
+    out += [row(layer.name, layer.kind, str([batch_size, *layer.out_shape]), f"{layer.params:,}", f"{layer.macs:,}")
+            for layer in plan.layers]
+    parametric = sum(1 for layer in plan.layers if layer.params)
+    out += [
+        PLAN_DOUBLE_RULE,
+        f"Total params: {plan.params:,}",
+        f"Total MACs per sample: {plan.macs:,} (Conv2d and Linear multiply-adds, bias excluded)",
+        f"Output shape: {[batch_size, *plan.out_shape]}",
+        f"Receptive field: {plan.receptive_field} px along the deepest path (jump {plan.jump})",
+        f"Layers: {len(plan.layers)} rows, {parametric} with parameters",
+        PLAN_RULE,
+    ]
+    return "".join(line + "\n" for line in out)

@@ -269,6 +269,9 @@ def _args(**kw) -> argparse.Namespace:
     cmd.add_arguments(parser)
     argv = [kw.pop("name")] if "name" in kw else []
     for key, value in kw.items():
+        if value is True:  # a flag
+            argv.append(f"--{key.replace('_', '-')}")
+            continue
         argv += [f"--{key.replace('_', '-')}", *([str(v) for v in value] if isinstance(value, tuple) else [str(value)])]
     return parser.parse_args(argv)
 
@@ -299,3 +302,69 @@ def test_command_usage_errors(kw: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message) as info:
         cmd.run(_args(**kw))
     assert "\n" not in str(info.value)
+
+
+# --- the closed-form table (summary --closed-form) ---------------------------------------
+def _plan(spec, size=(3, 224, 224)):
+    from conformance.formulas import plan_for
+
+    return plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes}, size)
+
+
+@pytest.mark.parametrize("name", ["vgg16", "resnet50", "googlenet", "mobilenet_v2"])
+def test_closed_form_rows_are_torchvisions_modules(name: str) -> None:
+    """Every planned row is the torchvision module of that name: same type, output shape and
+    parameters (torchvision's table by ``summarize`` on meta, itself checked against
+    torchsummary above); modules called more than once (a shared ReLU) are left out."""
+    spec = _ours(name)
+    plan = _plan(spec)
+    tv = summarize(lambda: torchvision.models.get_model(spec.torchvision, **spec.torchvision_kwargs), (3, 224, 224), train=False)
+    names = [r.name for r in tv.rows]
+    by_name = {r.name: r for r in tv.rows if names.count(r.name) == 1}
+    matched = 0
+    for layer in plan.layers:
+        row = by_name.get(layer.name)
+        if row is None:
+            assert layer.params == 0 or layer.name in names, f"{name}: no torchvision module {layer.name!r}"
+            continue
+        matched += 1
+        assert (row.label.rsplit("-", 1)[0], row.output_shape, row.params) == (layer.kind, [-1, *layer.out_shape], layer.params), layer.name
+    assert matched >= sum(1 for layer in plan.layers if layer.params)  # every parametric layer was checked
+
+
+@pytest.mark.parametrize(("name", "weights"), [("vgg16", "VGG16_Weights"), ("mobilenet_v2", "MobileNet_V2_Weights")])
+def test_closed_form_command_totals_are_torchvisions(name: str, weights: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from conformance.commands import summary as cmd
+
+    _ours(name)
+    meta = getattr(torchvision.models, weights).IMAGENET1K_V1.meta  # num_params, _ops (GMACs, 3 decimals)
+    assert cmd.run(_args(name=name, closed_form=True)) == 0
+    text = capsys.readouterr().out
+    assert f"Total params: {meta['num_params']:,}\n" in text
+    macs = int(text.split("Total MACs per sample: ")[1].split()[0].replace(",", ""))
+    assert abs(macs - meta["_ops"] * 1e9) <= 0.0005e9
+    assert text.startswith(f"{name}: closed form") and "[-1, 1000]" in text
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"name": "vgg16", "input_size": (3, 16, 16)}, "--closed-form: vgg16 at input"),
+    ],
+)
+def test_closed_form_command_errors(kw: dict, message: str) -> None:
+    from conformance.commands import summary as cmd
+
+    _ours(kw["name"])
+    with pytest.raises(UsageError, match=message) as info:
+        cmd.run(_args(closed_form=True, **kw))
+    assert "\n" not in str(info.value)
+
+
+def test_closed_form_needs_a_spec(tmp_path) -> None:
+    from conformance.commands import summary as cmd
+
+    path = tmp_path / "cand.py"
+    path.write_text("import torch.nn as nn\ndef build():\n    return nn.Linear(2, 2)\n")
+    with pytest.raises(UsageError, match="--closed-form: the table comes from a registered spec"):
+        cmd.run(_args(candidate=f"{path}:build", closed_form=True))
