@@ -366,5 +366,7 @@ def test_closed_form_needs_a_spec(tmp_path) -> None:
 
     path = tmp_path / "cand.py"
     path.write_text("import torch.nn as nn\ndef build():\n    return nn.Linear(2, 2)\n")
-    with pytest.raises(UsageError, match="--closed-form: the table comes from a registered spec"):
+    with pytest.raises(UsageError, match="--closed-form: the table comes from a registered architecture's config"):
         cmd.run(_args(candidate=f"{path}:build", closed_form=True))
+    with pytest.raises(UsageError, match="--eval sets the mode of the meta pass"):
+        cmd.run(_args(name="vgg16", closed_form=True, eval=True))

@@ -25,7 +25,7 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_target_arguments(parser, with_spec=True)
+    add_target_arguments(parser)
     parser.add_argument(
         "--batch-size", type=int, default=-1, metavar="N",
         help="batch size shown in the shapes and the input size (torchsummary's argument; default -1)",
@@ -33,14 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval", action="store_true", help="run the pass in eval mode (default: the model's own mode)")
     parser.add_argument(
         "--closed-form", action="store_true",
-        help="print the per-layer table computed from the spec's config (no model built; a registered NAME, "
-             "or --candidate with --spec)",
+        help="print the per-layer table a registered architecture's config implies (no model built)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..summary import summarize
 
+    if args.closed_form and args.candidate:
+        raise UsageError("--closed-form: the table comes from a registered architecture's config; give its NAME, "
+                         "not --candidate (the gate holds a candidate to that table: cnn-conformance check)")
+    if args.closed_form and args.eval:
+        raise UsageError("--eval sets the mode of the meta pass; --closed-form runs no pass")
     target = resolve_target(args)
     if args.closed_form:
         sys.stdout.write(_closed_form(target, args.batch_size))
@@ -56,9 +60,7 @@ def _closed_form(target: Target, batch_size: int) -> str:
     from ..summary import plan_text
 
     spec = target.spec
-    if spec is None:
-        raise UsageError("--closed-form: the table comes from a registered spec's config; give a registered NAME, "
-                         "or --spec NAME with --candidate")
+    assert spec is not None  # a registered NAME always has its spec
     try:
         plan = plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes}, target.input_size)
     except LookupError as exc:
