@@ -39,7 +39,7 @@ class Job:
     key: str  # the row's subject, e.g. "vgg16"
     fn: str  # TASKS key in the comparison module; "{tool}" is replaced by the tool's name
     args: dict[str, Any] = field(default_factory=dict)
-    warm: bool = False  # also time a second call in the same process (fields warm_*)
+    warm: bool = False  # also time later calls in the same process (fields warm_*; _worker._cold_and_warm)
 
 
 @dataclass

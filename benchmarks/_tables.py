@@ -14,7 +14,13 @@ from ._harness import Tally
 from ._stats import ratio, speedup
 from .report import Target
 
-__all__ = ["TIME_COLUMNS", "import_note", "speed_targets", "timing_rows"]
+__all__ = ["TIME_COLUMNS", "WARM_NOTE", "import_note", "speed_targets", "timing_rows"]
+
+WARM_NOTE = (
+    "cold = the first call in a process whose imports are done; warm = later calls in that process "
+    "(lazy imports done, caches filled), as in a gate or test run over many models: after a gc.collect(), "
+    "as many calls as fit in 0.2 s (1 to 5), their median time and their peak memory."
+)
 
 TARGET_SPEEDUP = {"vgg16": 20.0}  # others: DEFAULT_SPEEDUP
 DEFAULT_SPEEDUP = 10.0

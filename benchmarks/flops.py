@@ -35,7 +35,7 @@ from collections import defaultdict
 from typing import Any
 
 from ._harness import Job, Options, measure
-from ._tables import import_note, speed_targets, timing_rows
+from ._tables import WARM_NOTE, import_note, speed_targets, timing_rows
 from .report import Section
 
 MODELS = ("vgg16", "resnet50", "googlenet", "mobilenet_v2")
@@ -247,6 +247,7 @@ def run(opts: Options) -> Section:
     targets += speed_targets(tally, models, CLOSED, PEERS, "FLOP counting, closed form", memory=False)
     notes = [
         "ours/theirs = ours (FlopCounterMode on meta) over the row's tool; 'closed form / theirs' uses the closed form.",
+        WARM_NOTE,
         "ptflops 0.7.5's default (pytorch) backend counts nn.ReLU and nn.MaxPool2d twice: once by its module hook and "
         "once more by its patched F.relu / F.max_pool2d called inside the module (a ReLU on 16 values counts 32); "
         "backend_specific_config={'count_functional': False} turns the second count off (cf. sovrasov/flops-counter.pytorch#139).",

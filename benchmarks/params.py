@@ -22,7 +22,7 @@ from typing import Any
 
 from ._harness import Job, Options, measure
 from ._stats import speedup
-from ._tables import import_note
+from ._tables import WARM_NOTE, import_note
 from .report import Section, Target
 
 CLOSED = "closed form"
@@ -140,8 +140,8 @@ def run(opts: Options) -> Section:
     disagree = [r["architecture"] for r in rows if r["agree"] is False]
     notes = [
         "CPU/closed = CPU-build time / closed-form time (how many times faster the closed form is); "
-        "CPU/meta likewise for the meta build. cold = first call in a process whose imports are done; "
-        "warm = a second call in that process.",
+        "CPU/meta likewise for the meta build.",
+        WARM_NOTE,
         "agree: the three counts are equal" + (f" -- DISAGREE: {', '.join(disagree)}" if disagree else " for every architecture."),
         import_note(tally),
     ]

@@ -33,7 +33,7 @@ from contextlib import redirect_stdout
 from typing import Any
 
 from ._harness import Job, Options, measure
-from ._tables import TIME_COLUMNS, import_note, speed_targets, timing_rows
+from ._tables import TIME_COLUMNS, WARM_NOTE, import_note, speed_targets, timing_rows
 from .report import Section
 
 MODELS = ("vgg16", "resnet50", "googlenet", "mobilenet_v2")
@@ -160,9 +160,8 @@ def run(opts: Options) -> Section:
             "torchsummary 1.5.1: CPU forward, train mode, autograd on; torchinfo: CPU forward, eval, no_grad.",
             "time/mem ours/theirs = ours (meta) over the row's tool; the closed form's ratios are in the targets.",
             "e2e = end to end, from the model factory to the table (a CPU peer must build and initialise "
-            "the model; ours builds it on meta); call = the summary call alone (ours: with its meta build). "
-            "cold = the first call in a process whose imports are done; warm = a second call in that "
-            "process (lazy imports and caches filled), as in a gate or test run over many models.",
+            "the model; ours builds it on meta); call = the summary call alone (ours: with its meta build).",
+            WARM_NOTE,
             "added MB = peak RSS during the call minus the RSS just before it (the imported process).",
             import_note(tally),
         ],

@@ -21,6 +21,7 @@ from benchmarks import COMPARISONS, DEFAULT  # noqa: E402
 from benchmarks._harness import Job, Options, measure  # noqa: E402
 from benchmarks._proc import Worker, run_command  # noqa: E402
 from benchmarks._stats import loglog_exponent, median, ratio, speedup  # noqa: E402
+from benchmarks._worker import WARM_BUDGET_S, WARM_MAX_CALLS  # noqa: E402
 from benchmarks.cli import parse_args  # noqa: E402
 from benchmarks.report import (  # noqa: E402
     Section,
@@ -63,6 +64,12 @@ def test_worker_measures_each_job_in_a_fork() -> None:
         assert "MB own" in res["pages"] or sys.platform != "linux", res["pages"]
         for key in ("total_s", "warm_total_s", "rss_start_mb", "maxrss_mb"):
             assert res[key] is not None and res[key] >= 0, key
+        # warm: a fast call is repeated up to WARM_MAX_CALLS times within WARM_BUDGET_S, a slow one runs once
+        assert 1 <= res["warm_calls"] <= WARM_MAX_CALLS
+        fast = w.run("alloc", {"mib": 1}, warm=True)
+        assert fast["ok"] and fast["warm_calls"] == WARM_MAX_CALLS, fast
+        slow = w.run("sleep", {"seconds": WARM_BUDGET_S + 0.05}, warm=True)
+        assert slow["ok"] and slow["warm_calls"] == 1 and slow["warm_total_s"] >= WARM_BUDGET_S
         if res["added_mb"] is not None:  # /proc available: the 64 MiB show up in the peak
             assert 48 <= res["added_mb"] <= 128, res["added_mb"]
         failed = w.run("fail")
