@@ -19,7 +19,7 @@ __all__ = ["TIME_COLUMNS", "WARM_NOTE", "import_note", "speed_targets", "timing_
 WARM_NOTE = (
     "cold = the first call in a process whose imports are done; warm = later calls in that process "
     "(lazy imports done, caches filled), as in a gate or test run over many models: after a gc.collect(), "
-    "as many calls as fit in 0.2 s (1 to 5), their median time and their peak memory."
+    "as many calls as fit in 0.2 s (1 to 5), their median time, and the first one's added peak memory."
 )
 
 TARGET_SPEEDUP = {"vgg16": 20.0}  # others: DEFAULT_SPEEDUP

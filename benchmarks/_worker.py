@@ -25,10 +25,11 @@ call pays no copy-on-write faults that a fresh process would not pay (field ``pa
 * with ``"warm": true`` in the job, the task runs again in the same child, lazy imports done
   (fields ``warm_*_s``, ``warm_added_mb``, ``warm_calls``): after a ``gc.collect()``, as many
   calls as fit in ``WARM_BUDGET_S`` (at least one, at most ``WARM_MAX_CALLS``), and each time
-  field is their median. A full collection walks the whole heap and leaves the CPU caches
+  field is their median; ``warm_added_mb`` is the first of them's, so every tool's memory
+  describes one call. A full collection walks the whole heap and leaves the CPU caches
   cold: one call right after it measured 40-60 us for a closed-form count that takes 3 us
   once its code and data are cached again, so a single call would describe the collection,
-  not the code. A call of a second or more still runs once.
+  not the code. A call of ``WARM_BUDGET_S`` or more runs once.
 
 The worker never runs a torch kernel itself (so no thread pool exists when it forks, and
 OMP_NUM_THREADS=1 is set by the parent): forking a process whose OpenMP pool is running can
@@ -165,8 +166,8 @@ def _cold_and_warm(task: Any, job: dict[str, Any]) -> dict[str, Any]:
     run in the same process after the cold one (lazy imports done, caches filled), each on a
     freshly built model, as a gate or a test suite calls a tool for one model after another:
     up to ``WARM_MAX_CALLS`` of them within ``WARM_BUDGET_S``; their fields are prefixed
-    ``warm_`` and hold the median over the calls (``warm_calls`` says how many), the memory
-    the peak over all of them.
+    ``warm_`` and hold the median over the calls (``warm_calls`` says how many); the memory is
+    the first warm call's, so it does not grow with the number of calls a fast tool gets.
     """
     args = job.get("args", {})
     can_reset = reset_peak()
@@ -183,11 +184,13 @@ def _cold_and_warm(task: Any, job: dict[str, Any]) -> dict[str, Any]:
         before = rss_now_mb()
         warms: list[dict[str, Any]] = []
         spent = 0.0
+        hwm = None
         while len(warms) < WARM_MAX_CALLS and (not warms or spent < WARM_BUDGET_S):
             t0 = time.perf_counter()
             warms.append(dict(task(**args)))
             spent += time.perf_counter() - t0
-        hwm = peak_mb() if can_reset else None
+            if len(warms) == 1 and can_reset:
+                hwm = peak_mb()
         for key in warms[0]:
             if key.endswith("_s"):
                 result[f"warm_{key}"] = median(w.get(key) for w in warms)

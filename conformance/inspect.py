@@ -458,7 +458,10 @@ def _dispatch_modes_active() -> bool:
     """Whether a dispatch mode (FlopCounterMode, ...) is on the stack; True when this torch
     cannot say, so the careful path is taken."""
     count = getattr(torch._C, "_len_torch_dispatch_stack", None)
-    return count is None or count() > 0
+    pre_dispatch = getattr(getattr(torch, "_ops", None), "_len_torch_dispatch_stack_pre_dispatch", None)
+    if count is None or pre_dispatch is None:
+        return True
+    return count() > 0 or pre_dispatch() > 0
 
 
 def _like(x: torch.Tensor) -> torch.Tensor:
@@ -596,9 +599,9 @@ def run_forward(module: nn.Module, inputs: Sequence[torch.Tensor], rows: Sequenc
 
     On meta inputs a few shape-preserving ops skip their slow meta kernels (``_MetaShapeOnly``).
     The failing module is found after the fact, from the exception's traceback
-    (``_innermost_module``), so a pass that succeeds carries no bookkeeping hooks: two hooks
-    on every module made every call take ``nn.Module``'s slow path, about 40 % of a meta
-    pass over MobileNet v2.
+    (``_innermost_module``), so a pass that succeeds runs no bookkeeping hooks: a pre-hook and
+    a hook on every module, called on every module call, were about 40 % of a meta pass over
+    MobileNet v2 with no other hook.
     """
     shape_only = _MetaShapeOnly() if inputs and all(x.is_meta for x in inputs) else contextlib.nullcontext()
     try:
@@ -616,19 +619,31 @@ def run_forward(module: nn.Module, inputs: Sequence[torch.Tensor], rows: Sequenc
         raise ForwardError(f"forward pass on {inputs[0].device.type if inputs else 'meta'} with input {sizes} raised {reason} {at}", rows, where) from exc
 
 
+# the frames of a module *call* (``module(x)``), whatever its ``forward`` looks like
+_CALL_CODES = frozenset(
+    f.__code__ for name in ("_call_impl", "_wrapped_call_impl") if (f := getattr(nn.Module, name, None)) is not None
+)
+
+
 def _innermost_module(exc: BaseException, root: nn.Module) -> nn.Module | None:
     """The deepest module of ``root``'s tree whose call was on the stack when ``exc`` was
-    raised: the last traceback frame (outermost to innermost) whose ``self`` is one of them.
-    ``nn.Module.__call__`` runs with ``self`` bound, so every module call, whatever its
-    ``forward`` looks like, leaves such a frame. ``None`` when the error left no such frame.
+    raised: the ``self`` of the last ``nn.Module`` call frame in the traceback. Only call
+    frames count: an error in a child's ``__getattr__`` or in ``seq[5]``, reached from the
+    parent's ``forward``, is the parent's. Only those frames' locals are read, so the running
+    frames (``run_forward``'s own, which holds ``exc``) are not snapshotted into a reference
+    cycle that would keep a failed pass alive until the garbage collector runs. ``None`` when
+    no call frame of the tree is in the traceback. (On a torch without these two methods, any
+    frame whose ``self`` is a module of the tree counts.)
     """
     tree = {id(m): m for m in root.modules()}
     found = None
     tb = exc.__traceback__
     while tb is not None:
-        owner = tb.tb_frame.f_locals.get("self")
-        if owner is not None and tree.get(id(owner)) is owner:
-            found = owner
+        frame = tb.tb_frame
+        if frame.f_code in _CALL_CODES or not _CALL_CODES:
+            owner = frame.f_locals.get("self")
+            if owner is not None and tree.get(id(owner)) is owner:
+                found = owner
         tb = tb.tb_next
     return found
 

@@ -7,6 +7,8 @@ the caller's own model (which must come back untouched).
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Callable
 
 import pytest
@@ -153,9 +155,22 @@ class _Replaces(_Wraps):
             raise ValueError("parent gave up") from None
 
 
+class _AsksAChild(nn.Module):
+    """Its forward reads a missing attribute of a child: the child's ``__getattr__`` raises,
+    but the child was never called, so the failure is the parent's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.child = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.child.missing(x)
+
+
 @pytest.mark.parametrize(("root", "where", "kind"), [
     (lambda: nn.Sequential(nn.ReLU(), _Wraps()), "1.inner", "_Raises"),
     (lambda: nn.Sequential(nn.ReLU(), _Replaces()), "1", "_Replaces"),
+    (lambda: nn.Sequential(_AsksAChild()), "0", "_AsksAChild"),
     (_Raises, "", "_Raises"),  # the root itself: where "" ("in the root module")
 ])
 def test_forward_error_attribution_follows_the_traceback(root: Callable[[], nn.Module], where: str, kind: str) -> None:
@@ -165,6 +180,35 @@ def test_forward_error_attribution_follows_the_traceback(root: Callable[[], nn.M
     assert info.value.where == where
     assert f"({kind})" in str(info.value)
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())  # none left behind
+
+
+class _FailsHoldingATensor(nn.Module):
+    def __init__(self, made: list[weakref.ref[torch.Tensor]]) -> None:
+        super().__init__()
+        self.made = made
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        held = torch.zeros(4)  # a real tensor, alive in this frame when it raises
+        self.made.append(weakref.ref(held))
+        raise RuntimeError("boom")
+
+
+def test_a_failed_pass_is_freed_without_the_garbage_collector() -> None:
+    """Naming the failing module reads traceback frames; it must not tie the exception into a
+    reference cycle, which would keep every frame of the failed pass (and its tensors) alive
+    until a collection."""
+    made: list[weakref.ref[torch.Tensor]] = []
+    model = nn.Sequential(_FailsHoldingATensor(made))
+    gc.collect()
+    gc.disable()
+    try:
+        try:
+            run_forward(model, meta_inputs((3, 4, 4)))
+        except ForwardError as exc:
+            assert exc.where == "0"
+        assert made and made[0]() is None, "the failed pass's frames outlived the error"
+    finally:
+        gc.enable()
 
 
 def test_meta_inputs_validates_sizes() -> None:
