@@ -25,7 +25,7 @@ call pays no copy-on-write faults that a fresh process would not pay (field ``pa
 * with ``"warm": true`` in the job, the task runs again in the same child, lazy imports done
   (fields ``warm_*_s``, ``warm_added_mb``, ``warm_calls``): after a ``gc.collect()``, as many
   calls as fit in ``WARM_BUDGET_S`` (at least one, at most ``WARM_MAX_CALLS``), and each time
-  field is their median; ``warm_added_mb`` is the first of them's, so every tool's memory
+  field is their median; ``warm_added_mb`` is the peak of the first one, so every tool's memory
   describes one call. A full collection walks the whole heap and leaves the CPU caches
   cold: one call right after it measured 40-60 us for a closed-form count that takes 3 us
   once its code and data are cached again, so a single call would describe the collection,
