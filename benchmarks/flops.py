@@ -2,7 +2,7 @@
 
 Tools, each in its own worker, on the same model (``cnn_models``'s) at batch 1, eval mode:
 
-* ``ours (closed form)``: ``conformance.formulas.plan_for(spec.family, config, (3, 224, 224))``
+* ``ours (closed form)``: ``conformance.formulas.spec_plan(spec, (3, 224, 224))``
   replays the spec's config through the layer formulas: no module is built at all. MACs of
   Conv2d and Linear, bias excluded (torchvision's ``_ops`` convention);
 * ``ours (FlopCounterMode, meta)``: ``conformance.flops.count_flops(spec.build, size)``: the
@@ -85,11 +85,11 @@ def prepare(tool: str) -> None:
 
 def _closed(model: str) -> dict[str, Any]:
     import cnn_models
-    from conformance.formulas import plan_for
+    from conformance.formulas import spec_plan
 
     spec = cnn_models.get_spec(model)
     t0 = time.perf_counter()
-    plan = plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes}, INPUT)
+    plan = spec_plan(spec, INPUT)
     macs = plan.macs
     t1 = time.perf_counter()
     by = {k: v["macs"] for k, v in plan.by_kind().items() if v["macs"]}

@@ -6,7 +6,7 @@ state_dict-identical to torchvision's) and the same input, (3, 224, 224) at batc
 * ``ours (meta)``: ``conformance.summary.summarize(spec.build, (3, 224, 224)).render()``: the model
   is built on ``meta`` (no weight allocated), one hooked forward pass at batch 2 in the
   model's own (train) mode, the table rendered in torchsummary's layout;
-* ``ours (closed form)``: ``conformance.summary.plan_text(plan_for(...))``, what
+* ``ours (closed form)``: ``conformance.summary.plan_text(spec_plan(spec, ...))``, what
   ``cnn-conformance summary NAME --closed-form`` prints: the per-layer table from the spec's
   config, no module built (registered architectures only; its own layout);
 * ``torchsummary`` 1.5.1 (sksq96/pytorch-summary): ``summary(model, (3, 224, 224),
@@ -82,12 +82,12 @@ def _ours(model: str) -> dict[str, Any]:
 
 def _closed(model: str) -> dict[str, Any]:
     import cnn_models
-    from conformance.formulas import plan_for
+    from conformance.formulas import spec_plan
     from conformance.summary import plan_text
 
     spec = cnn_models.get_spec(model)
     t0 = time.perf_counter()
-    plan = plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes}, INPUT)
+    plan = spec_plan(spec, INPUT)
     text = plan_text(plan, model, INPUT)
     t1 = time.perf_counter()
     return {"build_s": None, "op_s": t1 - t0, "total_s": t1 - t0, "params": plan.params,

@@ -282,10 +282,10 @@ def check(
 
     plan = None
     if spec is not None:
-        from .formulas import plan_for
+        from .formulas import spec_plan
 
         try:
-            plan = plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes}, size)
+            plan = spec_plan(spec, size)
         except LookupError as exc:
             report.checks.append(CheckResult("closed_form", "fail", str(exc), [str(exc)]))
 

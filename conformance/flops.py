@@ -317,11 +317,11 @@ def _num(value: int | None, oracle: Oracle | None, zero: bool = False) -> str:
 
 
 def _closed_form(spec: Any, input_size: InputSize) -> Oracle:
-    from .formulas import formula_module, plan_for
+    from .formulas import formula_module, spec_plan
 
     source = f"{formula_module(spec.family)}.plan from the spec's config"
     try:
-        plan = plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes}, tuple(input_size))  # type: ignore[arg-type]
+        plan = spec_plan(spec, tuple(input_size))  # type: ignore[arg-type]
     except (LookupError, ValueError, NotImplementedError) as exc:
         return Oracle(CLOSED_FORM, source, tuple(input_size), None, note=f"{type(exc).__name__}: {exc}")
     rows = tuple(KindCount(kind, d["count"], d["macs"]) for kind, d in plan.by_kind().items())

@@ -306,9 +306,9 @@ def test_command_usage_errors(kw: dict, message: str) -> None:
 
 # --- the closed-form table (summary --closed-form) ---------------------------------------
 def _plan(spec, size=(3, 224, 224)):
-    from conformance.formulas import plan_for
+    from conformance.formulas import spec_plan
 
-    return plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes}, size)
+    return spec_plan(spec, size)
 
 
 @pytest.mark.parametrize("name", ["vgg16", "resnet50", "googlenet", "mobilenet_v2"])

@@ -56,13 +56,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _closed_form(target: Target, batch_size: int) -> str:
-    from ..formulas import plan_for
+    from ..formulas import spec_plan
     from ..summary import plan_text
 
     spec = target.spec
     assert spec is not None  # a registered NAME always has its spec
     try:
-        plan = plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes}, target.input_size)
+        plan = spec_plan(spec, target.input_size)
     except LookupError as exc:
         raise UsageError(f"--closed-form: {spec.name}: {exc}") from None
     except ValueError as exc:  # e.g. an input too small for the config's strides

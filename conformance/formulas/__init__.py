@@ -14,10 +14,11 @@ own closed form by the same gate.
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 from .layers import Layer, Plan, Tracer
 
-__all__ = ["Layer", "Plan", "Tracer", "family_module", "formula_module", "params_for", "plan_for"]
+__all__ = ["Layer", "Plan", "Tracer", "family_module", "formula_module", "params_for", "plan_for", "spec_plan"]
 
 
 def formula_module(family: str) -> str:
@@ -51,6 +52,12 @@ def plan_for(family: str, config: object, input_size: tuple[int, int, int]) -> P
     """
     plan: Plan = family_module(family).plan(config, input_size)
     return plan
+
+
+def spec_plan(spec: Any, input_size: tuple[int, int, int]) -> Plan:
+    """The closed-form plan of a registered spec at ``input_size``: its family's formula fed
+    the spec's config with the spec's ``num_classes`` (``plan_for``'s errors unchanged)."""
+    return plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes}, input_size)
 
 
 def params_for(family: str, config: object, input_size: tuple[int, int, int]) -> int:
