@@ -9,6 +9,9 @@ Tools, each in its own worker, on the same model (``cnn_models``'s) at batch 1, 
   model built on ``meta``, one forward pass under ``torch.utils.flop_counter.FlopCounterMode``;
   FLOPs / 2 (2 FLOPs per MAC; conv and matmul only). Convolutions and linears are shaped by
   formula and handed to the counter's own bookkeeping, so no Python meta kernel runs;
+* ``bound: meta build alone``: ``conformance.inspect.build_on_meta(spec.build)``, the first
+  step of ``ours (FlopCounterMode, meta)``: no counting pass can make ours faster than a
+  peer's time over this one;
 * ``FlopCounterMode (CPU)``: the same counter around a real forward pass of a CPU-built model
   on ``torch.randn(1, 3, 224, 224)`` under ``no_grad``;
 * ``fvcore``: ``FlopCountAnalysis(model, x).total()`` (traces the model with ``torch.jit``;
@@ -34,6 +37,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from ._bound import BOUND, meta_build_alone
+from ._bound import prepare as prepare_bound
 from ._harness import Job, Options, measure
 from ._tables import WARM_NOTE, import_note, speed_targets, timing_rows
 from .report import Section
@@ -45,7 +50,7 @@ CLOSED = "ours (closed form)"
 META = "ours (FlopCounterMode, meta)"
 CPU_COUNTER = "FlopCounterMode (CPU)"
 PEERS = ("fvcore", "ptflops", "thop", CPU_COUNTER)
-TOOLS = (CLOSED, META, *PEERS)
+TOOLS = (CLOSED, META, BOUND, *PEERS)
 
 CONVENTION = {
     CLOSED: "Conv2d + Linear MACs, no bias",
@@ -71,6 +76,8 @@ def prepare(tool: str) -> None:
         import_formula_modules()
     elif tool == META:
         import conformance.flops  # noqa: F401
+    elif tool == BOUND:
+        prepare_bound()
     elif tool == CPU_COUNTER:
         import torch.utils.flop_counter  # noqa: F401
     elif tool == "fvcore":
@@ -196,7 +203,7 @@ def _thop(model: str) -> dict[str, Any]:
     return {"build_s": build, "op_s": t1 - t0, "total_s": build + t1 - t0, "macs": int(macs), "by": dict(by)}
 
 
-TASKS = {CLOSED: _closed, META: _meta, CPU_COUNTER: _cpu_counter, "fvcore": _fvcore,
+TASKS = {CLOSED: _closed, META: _meta, BOUND: meta_build_alone, CPU_COUNTER: _cpu_counter, "fvcore": _fvcore,
          "ptflops": _ptflops, "thop": _thop}
 
 
@@ -238,15 +245,20 @@ def run(opts: Options) -> Section:
         r["what makes the difference"] = _explain(tally.first(tool, model, "by"), tally.first(CLOSED, model, "by"), diff)
         # ratios against the closed form too (the cheapest oracle: no model at all)
         r["closed form / theirs time"] = (
-            None if tool in (CLOSED, META) else
+            None if tool in (CLOSED, META, BOUND) else
             _ratio(tally.med(CLOSED, model, "total_s"), tally.med(tool, model, "total_s")))
     columns = ["model", "tool", "call s", "e2e s", "e2e warm s", "added MB", "added warm MB",
                "time ours/theirs", "warm time ours/theirs", "mem ours/theirs", "closed form / theirs time",
                *COUNT_COLUMNS]
-    targets = speed_targets(tally, models, META, PEERS, "FLOP counting, FlopCounterMode on meta", memory=False)
+    for r in rows:
+        if r["tool"] == BOUND:  # not a peer
+            r["time ours/theirs"] = r["warm time ours/theirs"] = r["mem ours/theirs"] = None
+    targets = speed_targets(tally, models, META, PEERS, "FLOP counting, FlopCounterMode on meta", memory=False, bound=BOUND)
     targets += speed_targets(tally, models, CLOSED, PEERS, "FLOP counting, closed form", memory=False)
     notes = [
         "ours/theirs = ours (FlopCounterMode on meta) over the row's tool; 'closed form / theirs' uses the closed form.",
+        "bound: meta build alone = build_on_meta(factory), the first step of ours (FlopCounterMode, meta) and the floor "
+        "under it: a missed target for ours on meta says how far a counting pass costing nothing could get.",
         WARM_NOTE,
         "ptflops 0.7.5's default (pytorch) backend counts nn.ReLU and nn.MaxPool2d twice: once by its module hook and "
         "once more by its patched F.relu / F.max_pool2d called inside the module (a ReLU on 16 values counts 32); "

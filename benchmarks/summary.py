@@ -9,6 +9,8 @@ state_dict-identical to torchvision's) and the same input, (3, 224, 224) at batc
 * ``ours (closed form)``: ``conformance.summary.plan_text(spec_plan(spec, ...))``, what
   ``cnn-conformance summary NAME --closed-form`` prints: the per-layer table from the spec's
   config, no module built (registered architectures only; its own layout);
+* ``bound: meta build alone``: ``conformance.inspect.build_on_meta(spec.build)``, the first
+  step of ``ours (meta)``; no pass can make ours faster than a peer's time over this one;
 * ``torchsummary`` 1.5.1 (sksq96/pytorch-summary): ``summary(model, (3, 224, 224),
   device="cpu")`` on a CPU-built model: a real forward pass of ``torch.rand(2, 3, 224, 224)``
   in train mode with autograd on (torchsummary does not disable it), the table printed
@@ -32,6 +34,8 @@ import time
 from contextlib import redirect_stdout
 from typing import Any
 
+from ._bound import BOUND, meta_build_alone
+from ._bound import prepare as prepare_bound
 from ._harness import Job, Options, measure
 from ._tables import TIME_COLUMNS, WARM_NOTE, import_note, speed_targets, timing_rows
 from .report import Section
@@ -42,7 +46,7 @@ INPUT = (3, 224, 224)
 OURS = "ours (meta)"
 CLOSED = "ours (closed form)"
 PEERS = ("torchsummary", "torchinfo")
-TOOLS = (OURS, CLOSED, *PEERS)
+TOOLS = (OURS, CLOSED, BOUND, *PEERS)
 
 
 # --- in the worker -------------------------------------------------------------------------
@@ -55,6 +59,8 @@ def prepare(tool: str) -> None:
     if tool in (OURS, CLOSED):
         import conformance.formulas  # noqa: F401
         import conformance.summary  # noqa: F401
+    elif tool == BOUND:
+        prepare_bound()
     elif tool == "torchsummary":
         import torchsummary  # noqa: F401
     elif tool == "torchinfo":
@@ -129,7 +135,7 @@ def _torchinfo(model: str) -> dict[str, Any]:
             "rows": len(stats.summary_list), "text_sha": _sha(text)}
 
 
-TASKS = {OURS: _ours, CLOSED: _closed, "torchsummary": _torchsummary, "torchinfo": _torchinfo}
+TASKS = {OURS: _ours, CLOSED: _closed, BOUND: meta_build_alone, "torchsummary": _torchsummary, "torchinfo": _torchinfo}
 
 
 # --- in the parent -------------------------------------------------------------------------
@@ -145,9 +151,9 @@ def run(opts: Options) -> Section:
         ours_sha = tally.first(OURS, r["model"], "text_sha")
         ts_sha = tally.first("torchsummary", r["model"], "text_sha")
         r["same text as torchsummary"] = (
-            None if r["tool"] in ("torchinfo", CLOSED) or ours_sha is None or ts_sha is None
+            None if r["tool"] in ("torchinfo", CLOSED, BOUND) or ours_sha is None or ts_sha is None
             else tally.first(r["tool"], r["model"], "text_sha") == ts_sha)
-        if r["tool"] == CLOSED:  # its ratios are against the peers' rows, in the targets
+        if r["tool"] in (CLOSED, BOUND):  # not a peer: the closed form's ratios are in the targets
             for col in ("time ours/theirs", "warm time ours/theirs", "mem ours/theirs", "warm mem ours/theirs"):
                 r[col] = None
     section = Section(
@@ -159,13 +165,15 @@ def run(opts: Options) -> Section:
             "formulas, no module built (its own layout, so never torchsummary's text); "
             "torchsummary 1.5.1: CPU forward, train mode, autograd on; torchinfo: CPU forward, eval, no_grad.",
             "time/mem ours/theirs = ours (meta) over the row's tool; the closed form's ratios are in the targets.",
+            "bound: meta build alone = build_on_meta(factory), the first step of ours (meta) and the floor under it: "
+            "a missed target for ours (meta) says how far a pass costing nothing could get.",
             "e2e = end to end, from the model factory to the table (a CPU peer must build and initialise "
             "the model; ours builds it on meta); call = the summary call alone (ours: with its meta build).",
             WARM_NOTE,
             "added MB = peak RSS during the call minus the RSS just before it (the imported process).",
             import_note(tally),
         ],
-        targets=[*speed_targets(tally, models, OURS, PEERS, "summary", memory=True),
+        targets=[*speed_targets(tally, models, OURS, PEERS, "summary", memory=True, bound=BOUND),
                  *speed_targets(tally, models, CLOSED, PEERS, "summary, closed form", memory=True)],
         raw=tally.as_json(),
     )

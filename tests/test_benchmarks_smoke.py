@@ -18,9 +18,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import COMPARISONS, DEFAULT  # noqa: E402
-from benchmarks._harness import Job, Options, measure  # noqa: E402
+from benchmarks._harness import Job, Options, Tally, measure  # noqa: E402
 from benchmarks._proc import Worker, run_command  # noqa: E402
 from benchmarks._stats import loglog_exponent, median, ratio, speedup  # noqa: E402
+from benchmarks._tables import speed_targets  # noqa: E402
 from benchmarks._worker import WARM_BUDGET_S, WARM_MAX_CALLS  # noqa: E402
 from benchmarks.cli import parse_args  # noqa: E402
 from benchmarks.report import (  # noqa: E402
@@ -53,6 +54,31 @@ def test_median_ratio_speedup() -> None:
     assert median([None]) is None
     assert ratio(1.0, 4.0) == 0.25 and speedup(1.0, 4.0) == 4.0
     assert ratio(1.0, 0.0) is None and speedup(0.0, 1.0) is None
+
+
+def _tally(times: dict[str, float]) -> Tally:
+    """A tally with one good repetition per tool on vgg16 and mobilenet_v2, same time cold and warm."""
+    tally = Tally()
+    for tool, t in times.items():
+        for model in ("vgg16", "mobilenet_v2"):
+            tally.runs[(tool, model)] = [{"ok": True, "total_s": t, "warm_total_s": t}]
+    return tally
+
+
+def test_speed_targets_hold_miss_and_name_the_bound_of_a_miss() -> None:
+    # ours 0.05 s, the fastest peer 0.4 s (8x): 20x missed on VGG16 and 10x on the other;
+    # the bound (a part of ours) takes 0.025 s, so nothing on top of it could beat 16x
+    tally = _tally({"ours": 0.05, "bound: part": 0.025, "slow peer": 0.9, "fast peer": 0.4})
+    got = speed_targets(tally, ("vgg16", "mobilenet_v2"), "ours", ("slow peer", "fast peer"), "summary",
+                        memory=False, bound="bound: part")
+    assert [t.holds for t in got] == [False] * 4
+    assert got[0].name == "summary vgg16 (cold): >= 20x faster end to end than the fastest CPU peer"
+    assert got[0].measured == ("8.0x vs fast peer (0.050 s vs 0.400 s); part takes 0.025 s, "
+                             "so no pass on top of it could reach more than 16.0x")
+    # a target that holds says nothing about the bound
+    fast = _tally({"ours": 0.01, "bound: part": 0.005, "fast peer": 0.4})
+    held = speed_targets(fast, ("mobilenet_v2",), "ours", ("fast peer",), "summary", memory=False, bound="bound: part")
+    assert [t.holds for t in held] == [True, True] and "part" not in held[0].measured
 
 
 def test_worker_measures_each_job_in_a_fork() -> None:

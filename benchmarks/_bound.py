@@ -1,0 +1,31 @@
+"""The floor under every meta-device path: building the model on ``meta`` and nothing else.
+
+``summarize(factory)`` and ``count_flops(factory)`` both start with ``build_on_meta(factory)``
+and then run one pass, so the time of the build alone bounds what either can reach: even a
+pass that cost nothing could not make them faster than ``peer time / build time``. Measured
+as its own tool, in its own worker, on the same models, so the targets can say how far off
+that limit a missed target is.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+BOUND = "bound: meta build alone"
+
+
+def prepare() -> None:
+    import conformance.inspect  # noqa: F401
+
+
+def meta_build_alone(model: str) -> dict[str, Any]:
+    import cnn_models
+    from conformance.inspect import build_on_meta
+
+    spec = cnn_models.get_spec(model)
+    t0 = time.perf_counter()
+    module = build_on_meta(spec.build)
+    t1 = time.perf_counter()
+    return {"build_s": t1 - t0, "op_s": t1 - t0, "total_s": t1 - t0,
+            "modules": sum(1 for _ in module.modules())}
