@@ -1,10 +1,10 @@
 """The floor under every meta-device path: building the model on ``meta`` and nothing else.
 
 ``summarize(factory)`` and ``count_flops(factory)`` both start with ``build_on_meta(factory)``
-and then run one pass, so the time of the build alone bounds what either can reach: even a
-pass that cost nothing could not make them faster than ``peer time / build time``. Measured
-as its own tool, in its own worker, on the same models, so the targets can say how far off
-that limit a missed target is.
+and then run one pass, so the build alone bounds what either can reach: even if the pass cost
+nothing, they could be at most ``peer time / build time`` times faster than a peer. Measured
+as its own tool, in its own worker, on the same models, so a missed target can say whether
+a faster pass could still meet it.
 """
 
 from __future__ import annotations
@@ -28,4 +28,4 @@ def meta_build_alone(model: str) -> dict[str, Any]:
     module = build_on_meta(spec.build)
     t1 = time.perf_counter()
     return {"build_s": t1 - t0, "op_s": t1 - t0, "total_s": t1 - t0,
-            "modules": sum(1 for _ in module.modules())}
+            "modules": sum(1 for _ in module.modules())}  # the size of what was built, in the raw JSON

@@ -243,6 +243,19 @@ PACKAGES = ("torch", "torchvision", "torchsummary", "torchinfo", "fvcore", "ptfl
             "psutil", "pytest", "pytest-xdist", "hypothesis")
 
 
+def cpu_steal_s() -> float | None:
+    """Seconds since boot that this machine's virtual CPUs were ready to run but the
+    hypervisor ran something else, all CPUs together (the ``steal`` column of /proc/stat);
+    ``None`` where there is no such file. A section that ran while this grew fast ran on a
+    slower machine than its neighbours in the report."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK") if fields[0] == "cpu" and len(fields) > 8 else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def machine() -> dict[str, Any]:
     """Where and when the numbers were taken."""
     try:

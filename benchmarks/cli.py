@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shlex
 import sys
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from . import COMPARISONS, DEFAULT
 from ._harness import Options
-from ._proc import REPO, machine
+from ._proc import REPO, cpu_steal_s, machine
 from .report import Section, Target, load_sections, merge_sections, render_text, write_results
 
 DEFAULT_OUT = REPO / "benchmarks" / "results"
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     paths: dict[str, Path] = {}
     for name in args.names:
-        start = time.perf_counter()
+        start, steal_start = time.perf_counter(), cpu_steal_s()
         opts.log(f"== {name}")
         try:
             module = importlib.import_module(f"{__package__}.{name}")
@@ -87,8 +88,13 @@ def main(argv: list[str] | None = None) -> int:
             section = Section(name, f"{name}: could not run", ["error"], [{"error": f"{type(exc).__name__}: {exc}"}],
                               targets=[Target(f"{name} comparison ran", "no", False)])
         section.raw["wall_s"] = time.perf_counter() - start
-        now = machine()
+        now, steal_end = machine(), cpu_steal_s()
         section.measured = f"{now['date']}, load average {now['load_average_at_start']}"
+        if steal_start is not None and steal_end is not None:
+            cpu_s = section.raw["wall_s"] * (os.cpu_count() or 1)
+            section.raw["cpu_steal_s"] = steal_end - steal_start
+            section.measured += (f", CPU steal (ready, but the hypervisor ran something else) "
+                                 f"{steal_end - steal_start:.1f} s of {cpu_s:.0f} CPU-s")
         sections.append(section)
         opts.log(f"== {name} done in {section.raw['wall_s']:.0f} s")
         # written after every comparison, so a long run that stops early keeps what it measured

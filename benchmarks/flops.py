@@ -10,8 +10,8 @@ Tools, each in its own worker, on the same model (``cnn_models``'s) at batch 1, 
   FLOPs / 2 (2 FLOPs per MAC; conv and matmul only). Convolutions and linears are shaped by
   formula and handed to the counter's own bookkeeping, so no Python meta kernel runs;
 * ``bound: meta build alone``: ``conformance.inspect.build_on_meta(spec.build)``, the first
-  step of ``ours (FlopCounterMode, meta)``: no counting pass can make ours faster than a
-  peer's time over this one;
+  step of ``ours (FlopCounterMode, meta)``: ours can be at most (peer time / this time) times
+  faster than a peer, however cheap its counting pass;
 * ``FlopCounterMode (CPU)``: the same counter around a real forward pass of a CPU-built model
   on ``torch.randn(1, 3, 224, 224)`` under ``no_grad``;
 * ``fvcore``: ``FlopCountAnalysis(model, x).total()`` (traces the model with ``torch.jit``;

@@ -10,7 +10,8 @@ state_dict-identical to torchvision's) and the same input, (3, 224, 224) at batc
   ``cnn-conformance summary NAME --closed-form`` prints: the per-layer table from the spec's
   config, no module built (registered architectures only; its own layout);
 * ``bound: meta build alone``: ``conformance.inspect.build_on_meta(spec.build)``, the first
-  step of ``ours (meta)``; no pass can make ours faster than a peer's time over this one;
+  step of ``ours (meta)``: ours can be at most (peer time / this time) times faster than a
+  peer, however cheap its pass;
 * ``torchsummary`` 1.5.1 (sksq96/pytorch-summary): ``summary(model, (3, 224, 224),
   device="cpu")`` on a CPU-built model: a real forward pass of ``torch.rand(2, 3, 224, 224)``
   in train mode with autograd on (torchsummary does not disable it), the table printed
