@@ -31,15 +31,17 @@ TIME_COLUMNS = ["call s", "e2e s", "e2e warm s", "added MB", "added warm MB",
 
 
 def timing_rows(tally: Tally, models: tuple[str, ...], ours: str, tools: tuple[str, ...],
-                extra: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """One row per (model, tool): medians, and ours/theirs ratios (end to end, added memory)."""
+                extra: dict[str, str] | None = None, not_compared: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """One row per (model, tool): medians, and ours/theirs ratios (end to end, added memory).
+
+    ``ours`` and the tools in ``not_compared`` (a bound, another of our paths) get no ratios."""
     rows = []
     for model in models:
         def med(tool: str, field_name: str, model: str = model) -> float | None:
             return tally.med(tool, model, field_name)
 
         for tool in tools:
-            peer = tool != ours
+            peer = tool != ours and tool not in not_compared
             row: dict[str, Any] = {
                 "model": model, "tool": tool,
                 "call s": med(tool, "op_s"),

@@ -233,7 +233,7 @@ def run(opts: Options) -> Section:
     models = QUICK_MODELS if opts.quick else MODELS
     jobs = [Job(m, "{tool}", {"model": m}, warm=True) for m in models]
     tally = measure(__name__, TOOLS, jobs, opts)
-    rows = timing_rows(tally, models, META, TOOLS)
+    rows = timing_rows(tally, models, META, TOOLS, not_compared=(BOUND,))
     for r in rows:
         model, tool = r["model"], r["tool"]
         macs = tally.first(tool, model, "macs")
@@ -250,9 +250,6 @@ def run(opts: Options) -> Section:
     columns = ["model", "tool", "call s", "e2e s", "e2e warm s", "added MB", "added warm MB",
                "time ours/theirs", "warm time ours/theirs", "mem ours/theirs", "closed form / theirs time",
                *COUNT_COLUMNS]
-    for r in rows:
-        if r["tool"] == BOUND:  # not a peer
-            r["time ours/theirs"] = r["warm time ours/theirs"] = r["mem ours/theirs"] = None
     targets = speed_targets(tally, models, META, PEERS, "FLOP counting, FlopCounterMode on meta", memory=False, bound=BOUND)
     targets += speed_targets(tally, models, CLOSED, PEERS, "FLOP counting, closed form", memory=False)
     notes = [

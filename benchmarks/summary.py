@@ -147,16 +147,14 @@ def run(opts: Options) -> Section:
     models = QUICK_MODELS if opts.quick else MODELS
     jobs = [Job(m, "{tool}", {"model": m}, warm=True) for m in models]
     tally = measure(__name__, TOOLS, jobs, opts)
-    rows = timing_rows(tally, models, OURS, TOOLS, {"params": "params"})
+    # the closed form's ratios are against the peers' rows, in the targets
+    rows = timing_rows(tally, models, OURS, TOOLS, {"params": "params"}, not_compared=(CLOSED, BOUND))
     for r in rows:
         ours_sha = tally.first(OURS, r["model"], "text_sha")
         ts_sha = tally.first("torchsummary", r["model"], "text_sha")
         r["same text as torchsummary"] = (
             None if r["tool"] in ("torchinfo", CLOSED, BOUND) or ours_sha is None or ts_sha is None
             else tally.first(r["tool"], r["model"], "text_sha") == ts_sha)
-        if r["tool"] in (CLOSED, BOUND):  # not a peer: the closed form's ratios are in the targets
-            for col in ("time ours/theirs", "warm time ours/theirs", "mem ours/theirs", "warm mem ours/theirs"):
-                r[col] = None
     section = Section(
         "summary", "1. Per-layer summary at 3x224x224 (batch 2)", COLUMNS, rows,
         notes=[

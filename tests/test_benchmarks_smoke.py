@@ -21,7 +21,7 @@ from benchmarks import COMPARISONS, DEFAULT  # noqa: E402
 from benchmarks._harness import Job, Options, Tally, measure  # noqa: E402
 from benchmarks._proc import Worker, cpu_steal_s, run_command  # noqa: E402
 from benchmarks._stats import loglog_exponent, median, ratio, speedup  # noqa: E402
-from benchmarks._tables import speed_targets  # noqa: E402
+from benchmarks._tables import speed_targets, timing_rows  # noqa: E402
 from benchmarks._worker import WARM_BUDGET_S, WARM_MAX_CALLS  # noqa: E402
 from benchmarks.cli import parse_args  # noqa: E402
 from benchmarks.report import (  # noqa: E402
@@ -83,6 +83,15 @@ def test_speed_targets_hold_miss_and_name_the_bound_of_a_miss() -> None:
     noisy = _tally({"ours": 0.05, "bound: part": 0.06, "fast peer": 0.4})
     missed = speed_targets(noisy, ("mobilenet_v2",), "ours", ("fast peer",), "summary", memory=False, bound="bound: part")
     assert [t.holds for t in missed] == [False, False] and "part" not in missed[0].measured
+
+
+def test_timing_rows_compare_ours_with_peers_only() -> None:
+    tally = _tally({"ours": 0.05, "bound: part": 0.025, "fast peer": 0.4})
+    rows = {r["tool"]: r for r in timing_rows(tally, ("vgg16",), "ours", ("ours", "bound: part", "fast peer"),
+                                                not_compared=("bound: part",))}
+    assert rows["fast peer"]["time ours/theirs"] == 0.05 / 0.4
+    assert rows["ours"]["time ours/theirs"] is None
+    assert rows["bound: part"]["e2e s"] == 0.025 and rows["bound: part"]["time ours/theirs"] is None
 
 
 def test_cpu_steal_is_read_from_proc_stat_or_absent() -> None:
