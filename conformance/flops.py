@@ -51,6 +51,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.module_tracker import ModuleTracker
 
 from .inspect import meta_inputs, meta_pass, run_forward
 
@@ -118,7 +119,8 @@ def count_flops(
     if batch_size <= 0:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
     inputs = meta_inputs(input_size, batch_size=batch_size)
-    with meta_pass(model, train) as module, torch.no_grad(), FlopCounterMode(display=False) as counter:
+    counter = _forward_only(FlopCounterMode(display=False))
+    with meta_pass(model, train) as module, torch.no_grad(), counter:
         run_forward(module, inputs)
     counts = counter.get_flop_counts()
     totals = {key: sum(ops.values()) for key, ops in counts.items()}
@@ -152,6 +154,32 @@ def count_flops(
     flops_total = totals.get("Global", 0) // batch_size
     size = tuple(int(d) for d in input_size)
     return FlopCount(size, flops_total, by_op, own, kinds, modules_by_kind)
+
+
+class _ForwardTracker(ModuleTracker):
+    """FlopCounterMode's module tracker for a pass without autograd: names only.
+
+    torch's ``ModuleTracker`` flattens every module's inputs and outputs (``tree_flatten``)
+    to hook the backward pass of those that require grad; in a forward pass under
+    ``no_grad`` that backward never runs, so the hooks could never fire, yet the flattening
+    cost a tenth of ``count_flops`` on ResNet50 (45 -> 41 ms, interleaved medians). This keeps its bookkeeping
+    as it is: the same module names (its own ``_get_mod_name``: ``"ResNet.layer1.0.conv1"``)
+    and the same ``parents`` set, entered and left around each module call.
+    """
+
+    def _fw_pre_hook(self, mod: nn.Module, input: Any) -> None:  # noqa: A002 - torch's name
+        self.parents.add(self._get_mod_name(mod))
+
+    def _fw_post_hook(self, mod: nn.Module, input: Any, output: Any) -> None:  # noqa: A002
+        self.parents.discard(self._get_mod_name(mod))
+
+
+def _forward_only(counter: FlopCounterMode) -> FlopCounterMode:
+    """``counter`` with ``_ForwardTracker`` in place of its module tracker, where this torch
+    has the tracker as ``counter.mod_tracker`` (2.4 and later); as it is otherwise."""
+    if type(getattr(counter, "mod_tracker", None)) is ModuleTracker and callable(getattr(ModuleTracker, "_get_mod_name", None)):
+        counter.mod_tracker = _ForwardTracker()
+    return counter
 
 
 def _resolve(root: nn.Module, root_key: str, key: str) -> tuple[str, str]:

@@ -180,6 +180,39 @@ def test_count_flops_attributes_ops_to_the_innermost_module() -> None:
     assert dict(count.by_op) == {"aten.convolution": 2 * conv, "aten.mm": 48, "aten.addmm": 24}
 
 
+class SharedAndParamInput(nn.Module):
+    """One module called twice, and a module called on a parameter (an input that requires
+    grad): the cases where torch's ModuleTracker does more than record names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.bias_map = nn.Parameter(torch.zeros(1, 3, 8, 8))
+        self.mix = nn.Conv2d(3, 3, 1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(self.conv(x)) + self.mix(self.bias_map)
+        return self.head(y)
+
+
+@pytest.mark.parametrize("factory", [SharedAndParamInput, lambda: torchvision.models.googlenet(weights=None, init_weights=False, aux_logits=True)])
+def test_forward_only_tracker_attributes_as_torchs_own(factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """count_flops swaps FlopCounterMode's module tracker for one that only records names;
+    per op, per module and per layer type it must count what torch's own tracker counts."""
+    import conformance.flops as flops_mod
+
+    assert isinstance(flops_mod._forward_only(FlopCounterMode(display=False)).mod_tracker, flops_mod._ForwardTracker)
+    size = (3, 8, 8) if factory is SharedAndParamInput else (3, 224, 224)
+    for train in (False, True):
+        light = count_flops(factory, size, batch_size=2, train=train)
+        monkeypatch.setattr(flops_mod, "_forward_only", lambda counter: counter)
+        own = count_flops(factory, size, batch_size=2, train=train)
+        monkeypatch.undo()
+        assert light == own, f"train={train}"
+        assert light.flops > 0
+
+
 def test_count_flops_leaves_the_callers_model_alone() -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
     count_flops(model, (3, 8, 8))
