@@ -19,17 +19,30 @@ from cnn_models import InitScheme
 from conformance.init_check import init_failures
 
 
-@pytest.mark.arch_filter(lambda spec: bool(spec.zero_init_residual_bns))
-def test_zero_init_residual_zeroes_last_bn_of_every_block(arch_name: str) -> None:
-    name = arch_name
+# Every architecture with a zero_init_residual flag is checked with it by the gate (its "init"
+# check builds the model with the flag; tests/test_conformance_gate.py asserts one zeroed BN
+# per residual block). Here: the model and the checker directly, on the two block types.
+@pytest.mark.parametrize("name", ["resnet18", "resnext50_32x4d"])
+def test_zero_init_residual_zeroes_last_bn_of_every_block(name: str) -> None:
     spec = cnn_models.get_spec(name)
     model = spec.build(zero_init_residual=True)
     zero = frozenset(
         n for n, m in model.named_modules()
         if isinstance(m, nn.BatchNorm2d) and n.startswith("layer") and n.rsplit(".", 1)[-1] in spec.zero_init_residual_bns
     )
-    assert zero, f"{name}: no BN named {spec.zero_init_residual_bns} inside a residual stage"
+    assert len(zero) == sum(spec.config["layers"]), f"{name}: one zeroed BN per residual block"
     assert init_failures(model, spec.init, zero) == []
+
+
+def test_gate_rejects_a_zero_init_flag_that_zeroes_nothing() -> None:
+    """The gate's init check with a zero_init_residual factory that ignores the flag."""
+    from conformance.check import _check_init
+
+    spec = cnn_models.get_spec("resnet18")
+    result = _check_init(spec.build, spec, zero_init_factory=lambda: spec.build(zero_init_residual=False))
+    assert result.status == "fail"
+    assert any(f.startswith("zero_init_residual=True: layer1.0.bn2") and "zero-init residual" in f for f in result.failures), result.failures
+    assert len(result.failures) == sum(spec.config["layers"])  # each block's BN named once
 
 
 # --- the checker itself must be able to fail (otherwise the tests above prove nothing) -------
