@@ -167,6 +167,13 @@ class _ForwardTracker(ModuleTracker):
     and the same ``parents`` set, entered and left around each module call.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        # plain containers instead of its weak ones (whose lookups were a tenth of the pass);
+        # the tracker lives for one pass, so holding the modules keeps nothing alive for long
+        self._known_modules: dict[nn.Module, str] = {}  # type: ignore[assignment]
+        self._seen_modules: set[nn.Module] = set()  # type: ignore[assignment]
+
     def _fw_pre_hook(self, mod: nn.Module, input: Any) -> None:  # noqa: A002 - torch's name
         self.parents.add(self._get_mod_name(mod))
 

@@ -448,10 +448,26 @@ def _empty(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
     process imports torch._dynamo (1.5-5 s), and an empty tensor carries no FLOPs."""
     if not _dispatch_modes_active():
         return torch.empty(tuple(shape), dtype=like.dtype, device="meta")
+    with _hidden_from_dispatch_modes():  # a dispatch mode's first op imports torch._dynamo
+        return torch.empty(tuple(shape), dtype=like.dtype, device="meta")
+
+
+def _hidden_from_dispatch_modes() -> contextlib.AbstractContextManager[Any]:
+    """Ops run inside are not seen by any Python dispatch mode: the ``Python`` dispatch key
+    excluded for the block (3.6 us), where this torch has the guard, instead of popping and
+    re-pushing every active mode (``_disable_current_modes``, 16.5 us; an answered op of a
+    FlopCounterMode pass makes one empty tensor)."""
+    if _PYTHON_KEY is not None:
+        return torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEY)
     from torch.utils._python_dispatch import _disable_current_modes
 
-    with _disable_current_modes():  # a dispatch mode's first op imports torch._dynamo
-        return torch.empty(tuple(shape), dtype=like.dtype, device="meta")
+    return _disable_current_modes()
+
+
+try:  # private, so checked for, not assumed
+    _PYTHON_KEY: Any = torch._C.DispatchKeySet(torch._C.DispatchKey.Python) if hasattr(torch._C, "_ExcludeDispatchKeyGuard") else None
+except (AttributeError, TypeError):  # pragma: no cover - another torch
+    _PYTHON_KEY = None
 
 
 def _dispatch_modes_active() -> bool:

@@ -208,3 +208,30 @@ def test_torchvision_layer_tables_are_the_same_without_the_shortcut(name: str) -
     fast = _table(factory, size, False)
     with kernels_only():
         assert fast == _table(factory, size, False)
+
+
+@pytest.mark.parametrize("guard", ["dispatch key", "modes popped"])
+def test_answered_tensors_are_made_where_no_dispatch_mode_sees_them(guard: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answered op's empty result is made with Python dispatch hidden (the guard this torch
+    has, or every mode popped): a mode watching the pass sees no ``aten.empty``, and the
+    tensor is a plain meta tensor of the right shape and dtype; the mode works afterwards."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    if guard == "modes popped":
+        monkeypatch.setattr(ins, "_PYTHON_KEY", None)
+    else:
+        assert ins._PYTHON_KEY is not None  # torch 2.14 has the guard
+    seen: list[str] = []
+
+    class Spy(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    like = torch.empty(1, dtype=torch.float64, device="meta")
+    with Spy():
+        out = ins._empty((2, 5, 3), like)
+        assert seen == []
+        torch.empty(1, device="meta")
+    assert (tuple(out.shape), out.dtype, out.device.type) == ((2, 5, 3), torch.float64, "meta")
+    assert seen == ["aten.empty.memory_format"]
