@@ -32,7 +32,7 @@ SIZE = (3, 224, 224)
 
 def _plan(name: str, size: tuple[int, int, int] = SIZE, **changes: Any) -> Plan:
     spec = cnn_models.get_spec(name)
-    return plan_for(spec.family, {**spec.config, **changes}, size)
+    return plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes, **changes}, size)
 
 
 _GOOGLENET = torchvision_factory("googlenet", aux_logits=False, init_weights=True)  # the weights' variant: no aux heads

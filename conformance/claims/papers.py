@@ -17,7 +17,7 @@ import cnn_models
 from cnn_models.mobilenet_v1 import BLOCKS, STEM
 
 from ..flops import count_flops
-from ..formulas import plan_for
+from ..formulas import spec_plan
 from ..formulas.layers import conv2d_macs, conv2d_out
 from ..inspect import build_on_meta
 from ._measure import meta_macs, meta_params
@@ -35,7 +35,7 @@ MOBILENET_T4 = "Howard et al. 2017 (MobileNets), Table 4"
 @functools.cache
 def _mobilenet() -> dict[str, int]:
     spec = cnn_models.get_spec("mobilenet_v1")
-    plan = plan_for(spec.family, dict(spec.config), SIZE)
+    plan = spec_plan(spec, SIZE)
     return {
         "params": agree("mobilenet_v1 params", meta_params(spec.build), plan.params),
         "mult-adds": agree("mobilenet_v1 mult-adds", meta_macs(spec.build, SIZE), plan.macs),
@@ -147,7 +147,7 @@ def _table2() -> dict[str, list[float]]:
             inst[kind][0] += flops.get(name, 0) // 2
             inst[kind][1] += m.weight.numel()
     closed: dict[str, list[int]] = {k: [0, 0] for k in TABLE2}
-    for row in plan_for(spec.family, dict(spec.config), SIZE).layers:
+    for row in spec_plan(spec, SIZE).layers:
         if row.kind == "Linear":
             kind = "Fully Connected"
         elif row.kind == "Conv2d":
@@ -190,7 +190,7 @@ def _vgg_params() -> dict[str, int]:
         else:
             factory = functools.partial(tvm.get_model, name, weights=None)
             spec = cnn_models.get_spec(name)
-            closed = plan_for(spec.family, dict(spec.config), SIZE).params
+            closed = spec_plan(spec, SIZE).params
         out[letter] = agree(f"VGG configuration {letter} params", meta_params(factory), closed)
     return out
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 import cnn_models
 from cnn_models import InitScheme
 
-from ..formulas import plan_for
+from ..formulas import spec_plan
 from ..formulas.googlenet import inception
 from ..formulas.layers import Plan, Tracer
 from ..init_check import init_failures
@@ -157,7 +157,7 @@ def _paper_judge(claimed: dict[str, float], measured: dict[str, int]) -> tuple[V
 def _total(name: str) -> int:
     spec = cnn_models.get_spec(name)
     inst = summarize(torchvision_factory(name)).total_params
-    closed = plan_for(spec.family, dict(spec.config), (3, 224, 224)).params
+    closed = spec_plan(spec, (3, 224, 224)).params
     return int(agree(f"{name} params (torchsummary vs closed form)", inst, closed))
 
 
@@ -165,7 +165,7 @@ def _vgg16_mb(line: str) -> float:
     """VGG16's torchsummary MB line, measured and by closed form (4 bytes per number, 1024² per MB)."""
     s = summarize(torchvision_factory("vgg16"))
     spec = cnn_models.get_spec("vgg16")
-    plan = plan_for("vgg", dict(spec.config), (3, 224, 224))
+    plan = spec_plan(spec, (3, 224, 224))
     if line == "forward/backward":
         inst = s.forward_backward_mb
         # torchsummary: |2 x sum over hooked rows of prod([-1, *shape])| numbers; the plan has one
