@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from .errors import ConformanceError
+from .formulas.layers import conv2d_out, pool2d_out
 
 __all__ = [
     "ForwardError",
@@ -514,8 +515,6 @@ def _ints(v: Any, n: int = 2) -> tuple[int, ...] | None:
 def _conv_call(x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[torch.Tensor, tuple[Any, ...]] | None:
     """``F.conv2d``'s output, and its arguments as ``aten.convolution`` takes them (input,
     weight, bias, stride, padding, dilation, transposed, output_padding, groups)."""
-    from .formulas.layers import conv2d_out
-
     w, b = _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
     stride, padding = _ints(_arg(args, kwargs, 3, "stride", 1)), _ints(_arg(args, kwargs, 4, "padding", 0))
     dilation, groups = _ints(_arg(args, kwargs, 5, "dilation", 1)), _arg(args, kwargs, 6, "groups", 1)
@@ -536,8 +535,6 @@ def _conv_call(x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> 
 
 
 def _pool_shape(is_max: bool, x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
-    from .formulas.layers import pool2d_out
-
     kernel = _ints(_arg(args, kwargs, 1, "kernel_size"))
     stride_arg = _arg(args, kwargs, 2, "stride")
     stride = kernel if stride_arg is None or stride_arg == [] or stride_arg == () else _ints(stride_arg)
