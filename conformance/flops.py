@@ -161,15 +161,17 @@ class _ForwardTracker(ModuleTracker):
 
     torch's ``ModuleTracker`` flattens every module's inputs and outputs (``tree_flatten``)
     to hook the backward pass of those that require grad; in a forward pass under
-    ``no_grad`` that backward never runs, so the hooks could never fire, yet the flattening
-    cost a tenth of ``count_flops`` on ResNet50 (45 -> 41 ms, interleaved medians). This keeps its bookkeeping
-    as it is: the same module names (its own ``_get_mod_name``: ``"ResNet.layer1.0.conv1"``)
-    and the same ``parents`` set, entered and left around each module call.
+    ``no_grad`` that backward never runs, so those hooks never fire, and the flattening was
+    the largest part of the tracker's cost. This keeps the rest of its bookkeeping as it is:
+    the same module names (its own ``_get_mod_name``: ``"ResNet.layer1.0.conv1"``) and the
+    same ``parents`` set, entered and left around each module call. Attribution is torch's
+    own unless a model's ``forward`` runs autograd itself (``enable_grad`` and a backward
+    inside the pass), where torch's tracker would also name the modules of that backward.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        # plain containers instead of its weak ones (whose lookups were a tenth of the pass);
+        # plain containers instead of its weak ones (a weak lookup per module call, twice);
         # the tracker lives for one pass, so holding the modules keeps nothing alive for long
         self._known_modules: dict[nn.Module, str] = {}  # type: ignore[assignment]
         self._seen_modules: set[nn.Module] = set()  # type: ignore[assignment]

@@ -180,20 +180,38 @@ def test_count_flops_attributes_ops_to_the_innermost_module() -> None:
     assert dict(count.by_op) == {"aten.convolution": 2 * conv, "aten.mm": 48, "aten.addmm": 24}
 
 
-class SharedAndParamInput(nn.Module):
-    """One module called twice, and a module called on a parameter (an input that requires
-    grad): the cases where torch's ModuleTracker does more than record names."""
+class Recurse(nn.Module):
+    """Calls itself once more from inside its own forward (a re-entrant module call)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, again: bool = True) -> torch.Tensor:
+        y = self(x, again=False) if again else x
+        return self.conv(y)
+
+
+class SharedAndParamInput(nn.Module):
+    """The cases where torch's ModuleTracker does more than record names: one module called
+    twice; one module registered under two parents (named after the parent seen last); a
+    re-entrant call; a module called on a parameter (an input that requires grad)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        shared = nn.Conv2d(3, 3, 1)
+        self.left = nn.Sequential(shared, nn.ReLU())
+        self.right = nn.Sequential(nn.Identity(), shared)
+        self.recurse = Recurse()
         self.bias_map = nn.Parameter(torch.zeros(1, 3, 8, 8))
         self.mix = nn.Conv2d(3, 3, 1)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(self.conv(x)) + self.mix(self.bias_map)
-        return self.head(y)
+        y = self.right(self.left(y))
+        return self.head(self.recurse(y))
 
 
 @pytest.mark.parametrize("factory", [SharedAndParamInput, lambda: torchvision.models.googlenet(weights=None, init_weights=False, aux_logits=True)])

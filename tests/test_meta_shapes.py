@@ -219,8 +219,8 @@ def test_answered_tensors_are_made_where_no_dispatch_mode_sees_them(guard: str, 
 
     if guard == "modes popped":
         monkeypatch.setattr(ins, "_PYTHON_KEY", None)
-    else:
-        assert ins._PYTHON_KEY is not None  # torch 2.14 has the guard
+    elif ins._PYTHON_KEY is None:
+        pytest.skip("this torch has no dispatch-key guard: the fallback case covers it")
     seen: list[str] = []
 
     class Spy(TorchDispatchMode):

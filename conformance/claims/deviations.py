@@ -18,7 +18,7 @@ import cnn_models
 
 from ..check import torchvision_meta
 from ..flops import TV_OPS_ABS_TOL, torchvision_ops
-from ..formulas import plan_for
+from ..formulas import spec_plan
 from ..formulas.layers import Plan
 from ..inspect import build_on_meta
 from ._measure import meta_macs, meta_out_shape, torchvision_factory
@@ -32,7 +32,7 @@ SIZE = (3, 224, 224)
 
 def _plan(name: str, size: tuple[int, int, int] = SIZE, **changes: Any) -> Plan:
     spec = cnn_models.get_spec(name)
-    return plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes, **changes}, size)
+    return spec_plan(spec, size, **changes)
 
 
 _GOOGLENET = torchvision_factory("googlenet", aux_logits=False, init_weights=True)  # the weights' variant: no aux heads

@@ -54,10 +54,11 @@ def plan_for(family: str, config: object, input_size: tuple[int, int, int]) -> P
     return plan
 
 
-def spec_plan(spec: Any, input_size: tuple[int, int, int]) -> Plan:
+def spec_plan(spec: Any, input_size: tuple[int, int, int], **changes: Any) -> Plan:
     """The closed-form plan of a registered spec at ``input_size``: its family's formula fed
-    the spec's config with the spec's ``num_classes`` (``plan_for``'s errors unchanged)."""
-    return plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes}, input_size)
+    the spec's config with the spec's ``num_classes`` and then ``changes`` (config keys, for a
+    variant of the spec), ``plan_for``'s errors unchanged."""
+    return plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes, **changes}, input_size)
 
 
 def params_for(family: str, config: object, input_size: tuple[int, int, int]) -> int:
