@@ -119,41 +119,55 @@ def count_flops(
     if batch_size <= 0:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
     inputs = meta_inputs(input_size, batch_size=batch_size)
-    counter = _forward_only(FlopCounterMode(display=False))
+    counter = _Counter()
+    _forward_only(counter)
     with meta_pass(model, train) as module, torch.no_grad(), counter:
         run_forward(module, inputs)
     counts = counter.get_flop_counts()
     totals = {key: sum(ops.values()) for key, ops in counts.items()}
     by_op = {str(op): n // batch_size for op, n in counts.get("Global", {}).items()}
 
+    if isinstance(counter.mod_tracker, _ForwardTracker):  # each op credited once, to the innermost module
+        own_by_key = dict(counter.innermost)
+        outside = own_by_key.pop("Global", 0)
+    else:  # torch's tracker: a module's own FLOPs are its total minus its children's
+        own_by_key, outside = _own_by_subtraction(totals)
     root_key = type(module).__name__
     own: dict[str, int] = {}
     kinds: dict[str, int] = {}
     modules_by_kind: dict[str, int] = {}
-    top_level = 0
-    children: dict[str, int] = {}  # key -> the summed totals of its direct children
-    for key, total in totals.items():
-        if key != "Global" and "." in key:
-            parent = key.rsplit(".", 1)[0]
-            children[parent] = children.get(parent, 0) + total
-    for key, total in totals.items():
-        if key == "Global":
-            continue
-        if "." not in key:
-            top_level += total
-        flops = (total - children.get(key, 0)) // batch_size
+    for key, key_flops in own_by_key.items():
+        flops = key_flops // batch_size
         name, kind = _resolve(module, root_key, key)
         if flops:
             own[name] = own.get(name, 0) + flops
             kinds[kind] = kinds.get(kind, 0) + flops
             modules_by_kind[kind] = modules_by_kind.get(kind, 0) + 1
-    outside = (totals.get("Global", 0) - top_level) // batch_size
+    outside //= batch_size
     if outside:
         own["<outside>"] = outside
         kinds["<outside>"] = outside
     flops_total = totals.get("Global", 0) // batch_size
     size = tuple(int(d) for d in input_size)
     return FlopCount(size, flops_total, by_op, own, kinds, modules_by_kind)
+
+
+def _own_by_subtraction(totals: Mapping[str, int]) -> tuple[dict[str, int], int]:
+    """Own FLOPs per tracker key from FlopCounterMode's per-key totals (an op counts for every
+    module running it): a key's total minus its direct children's, and what ran outside any
+    top-level module. Exact for a tree of modules each called from its own parent."""
+    children: dict[str, int] = {}  # key -> the summed totals of its direct children
+    top_level = 0
+    for key, total in totals.items():
+        if key == "Global":
+            continue
+        if "." in key:
+            parent = key.rsplit(".", 1)[0]
+            children[parent] = children.get(parent, 0) + total
+        else:
+            top_level += total
+    own = {key: total - children.get(key, 0) for key, total in totals.items() if key != "Global"}
+    return own, totals.get("Global", 0) - top_level
 
 
 class _ForwardTracker(ModuleTracker):
@@ -176,11 +190,50 @@ class _ForwardTracker(ModuleTracker):
         self._known_modules: dict[nn.Module, str] = {}  # type: ignore[assignment]
         self._seen_modules: set[nn.Module] = set()  # type: ignore[assignment]
 
+        self.stack: list[str] = []  # names of the running module calls, innermost last
+
     def _fw_pre_hook(self, mod: nn.Module, input: Any) -> None:  # noqa: A002 - torch's name
-        self.parents.add(self._get_mod_name(mod))
+        name = self._get_mod_name(mod)
+        self.parents.add(name)
+        self.stack.append(name)
 
     def _fw_post_hook(self, mod: nn.Module, input: Any, output: Any) -> None:  # noqa: A002
-        self.parents.discard(self._get_mod_name(mod))
+        name = self._get_mod_name(mod)
+        self.parents.discard(name)
+        # its own entry is the last one, unless a child raised and the parent caught it: those
+        # children's entries go with it
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.stack[i] == name:
+                del self.stack[i:]
+                break
+
+
+class _Counter(FlopCounterMode):
+    """FlopCounterMode that also credits each counted op to the innermost running module.
+
+    FlopCounterMode credits an op to every name in its tracker's ``parents`` set, so a
+    module's own FLOPs are its total minus its children's. That subtraction goes wrong, even
+    negative, for a module registered under two parents (it has one name, after one of them)
+    or one called from inside itself (the set holds its name once, and the inner call's exit
+    removes it). With ``_ForwardTracker``, which also keeps the call stack, ``innermost``
+    credits each op once, to the module on top of the stack (``"Global"`` outside any).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(display=False)
+        self.innermost: dict[str, int] = {}
+
+    def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
+        tracker = self.mod_tracker
+        if not (isinstance(tracker, _ForwardTracker) and func_packet in self.flop_registry):
+            return super()._count_flops(func_packet, out, args, kwargs)
+        before = self.flop_counts["Global"][func_packet]
+        result = super()._count_flops(func_packet, out, args, kwargs)
+        added = self.flop_counts["Global"][func_packet] - before
+        if added:
+            key = tracker.stack[-1] if tracker.stack else "Global"
+            self.innermost[key] = self.innermost.get(key, 0) + added
+        return result
 
 
 def _forward_only(counter: FlopCounterMode) -> FlopCounterMode:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -26,6 +27,7 @@ from conformance.flops import (
     FLOP_COUNTER,
     TORCHVISION,
     TV_OPS_ABS_TOL,
+    FlopCount,
     TorchvisionOps,
     count_flops,
     flops_report,
@@ -214,21 +216,48 @@ class SharedAndParamInput(nn.Module):
         return self.head(self.recurse(y))
 
 
-@pytest.mark.parametrize("factory", [SharedAndParamInput, lambda: torchvision.models.googlenet(weights=None, init_weights=False, aux_logits=True)])
-def test_forward_only_tracker_attributes_as_torchs_own(factory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """count_flops swaps FlopCounterMode's module tracker for one that only records names;
-    per op, per module and per layer type it must count what torch's own tracker counts."""
+def _with_torchs_tracker(factory: Callable[[], nn.Module], size: tuple[int, ...], train: bool, monkeypatch: pytest.MonkeyPatch) -> FlopCount:
+    import conformance.flops as flops_mod
+
+    with monkeypatch.context() as m:
+        m.setattr(flops_mod, "_forward_only", lambda counter: counter)
+        return count_flops(factory, size, batch_size=2, train=train)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_forward_tracker_counts_googlenet_as_torchs_tracker(train: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """count_flops swaps FlopCounterMode's module tracker for one that records names and the
+    call stack only; on a tree of modules (GoogLeNet, aux heads on in train mode) it counts
+    what torch's own tracker counts, per op, per module and per layer type."""
     import conformance.flops as flops_mod
 
     assert isinstance(flops_mod._forward_only(FlopCounterMode(display=False)).mod_tracker, flops_mod._ForwardTracker)
-    size = (3, 8, 8) if factory is SharedAndParamInput else (3, 224, 224)
-    for train in (False, True):
-        light = count_flops(factory, size, batch_size=2, train=train)
-        monkeypatch.setattr(flops_mod, "_forward_only", lambda counter: counter)
-        own = count_flops(factory, size, batch_size=2, train=train)
-        monkeypatch.undo()
-        assert light == own, f"train={train}"
-        assert light.flops > 0
+
+    def factory() -> nn.Module:
+        return torchvision.models.googlenet(weights=None, init_weights=False, aux_logits=True)
+
+    ours = count_flops(factory, (3, 224, 224), batch_size=2, train=train)
+    assert ours == _with_torchs_tracker(factory, (3, 224, 224), train, monkeypatch)
+    assert ours.flops > 0 and ("aux1.fc2" in ours.by_module) == train
+
+
+def test_shared_and_reentrant_modules_are_credited_once_to_the_innermost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each op counts once, for the module that ran it: a module registered under two parents
+    (named after the last, ``right.1``) and one called from inside itself, where torch's
+    tracker, by subtracting children from parents, credits negative FLOPs to a parent."""
+    count = count_flops(SharedAndParamInput, (3, 8, 8), batch_size=2)
+    conv, shared, mix = conv2d_macs(3, 3, 3, 8, 8), conv2d_macs(3, 3, 1, 8, 8), conv2d_macs(3, 3, 1, 8, 8)
+    assert dict(count.by_module) == {
+        "conv": 2 * 2 * conv,  # called twice; FLOPs = 2 x MACs
+        "right.1": 2 * 2 * shared,  # once inside left, once inside right
+        "recurse.conv": 2 * 2 * conv,  # once per call of recurse
+        "mix": 2 * mix // 2,  # run on a parameter of batch 1, so half a sample's worth per sample of 2
+        "head.1": 2 * linear_macs(3 * 8 * 8, 5),
+    }
+    assert dict(count.by_kind) == {"Conv2d": sum(v for k, v in count.by_module.items() if k != "head.1"), "Linear": 2 * linear_macs(192, 5)}
+    theirs = _with_torchs_tracker(SharedAndParamInput, (3, 8, 8), False, monkeypatch)
+    assert (theirs.flops, theirs.by_op) == (count.flops, count.by_op)  # the same ops counted
+    assert min(theirs.by_module.values()) < 0  # what the innermost credit avoids
 
 
 def test_count_flops_leaves_the_callers_model_alone() -> None:
