@@ -10,8 +10,10 @@ Oracles:
     Convolutions and 2-d linears get their output shape from the documented formula instead
     of torch's Python meta kernels (``inspect._MetaShapeOnly``) and are handed to the
     counter's own bookkeeping as the aten op they dispatch to, so FlopCounterMode's formulas
-    and module attribution apply; every other op it would count is dispatched to it as usual.
-    tests/test_meta_shapes.py holds the counts equal to a pass with every kernel run.
+    and module tracking apply; every other op it would count is dispatched to it as usual.
+    tests/test_meta_shapes.py holds the counts equal to a pass with every kernel run. Each
+    counted op is credited to the innermost module running it (``_Counter``), so a module's
+    own FLOPs hold even when it is shared by two parents or calls itself.
 (c) **torchvision ``_ops``**: the weights enum's ``meta["_ops"]`` of the builder a spec names.
     Labelled GFLOPS, it is really GMACs of conv and linear layers (no bias, BN, pooling or
     activations) in eval mode at the weights' crop size, rounded to 3 decimals; so it agrees

@@ -314,7 +314,7 @@ class _MetaShapeOnly(TorchFunctionMode):
     including every error case, goes to the real op, which raises as before. Convolutions and
     ``linear`` are what FlopCounterMode counts: under it, an answered convolution or 2-d
     ``linear`` is handed to the counter's own bookkeeping as the aten op it would have dispatched (``aten.convolution``,
-    ``aten.addmm`` / ``aten.mm``), so FlopCounterMode's formulas and module attribution apply;
+    ``aten.addmm`` / ``aten.mm``), so FlopCounterMode's formulas and module tracking apply;
     under any other dispatch mode they run for real.
     """
 
