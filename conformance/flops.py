@@ -129,7 +129,7 @@ def count_flops(
     totals = {key: sum(ops.values()) for key, ops in counts.items()}
     by_op = {str(op): n // batch_size for op, n in counts.get("Global", {}).items()}
 
-    if isinstance(counter.mod_tracker, _ForwardTracker):  # each op credited once, to the innermost module
+    if isinstance(getattr(counter, "mod_tracker", None), _ForwardTracker):  # each op credited once, to the innermost module
         own_by_key = dict(counter.innermost)
         outside = own_by_key.pop("Global", 0)
     else:  # torch's tracker: a module's own FLOPs are its total minus its children's
@@ -226,7 +226,7 @@ class _Counter(FlopCounterMode):
         self.innermost: dict[str, int] = {}
 
     def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
-        tracker = self.mod_tracker
+        tracker = getattr(self, "mod_tracker", None)
         if not (isinstance(tracker, _ForwardTracker) and func_packet in self.flop_registry):
             return super()._count_flops(func_packet, out, args, kwargs)
         before = self.flop_counts["Global"][func_packet]
