@@ -132,3 +132,71 @@ def test_modules_passed_in_are_left_untouched(order: str) -> None:
     numerics_checks(cand if order == "candidate module" else Tied, ref, (4,))
     assert all(torch.equal(before[k], v) for k, v in ref.state_dict().items())
     assert ref.a.weight.dtype == torch.float32
+
+
+class TwoCalls(nn.Module):
+    """A Linear called twice (its gradient sums over both calls), an in-place ReLU after it,
+    a Linear whose output never reaches the loss, and a bias-free Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(37, 70)
+        self.unused = nn.Linear(37, 70)
+        self.nobias = nn.Linear(70, 5, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.unused(x)
+        h = nn.functional.relu(self.fc(x), inplace=True) + self.fc(x * 0.5)
+        return self.nobias(h)
+
+
+def test_linear_weight_gradients_by_formula_equal_autograd(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compare, "CHUNK", 37 * 16)  # 64-row blocks: 70 rows make two
+    torch.manual_seed(0)
+    model = TwoCalls().double()
+    x = torch.randn(3, 37, dtype=torch.float64, requires_grad=True)
+    model(x).square().sum().backward()
+    autograd = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+
+    with compare.linear_grads_by_formula(model, min_numel=1) as by_formula:
+        model(x).square().sum().backward()
+    assert set(by_formula) == {"fc.weight"}  # unused: no gradient; nobias: left to autograd
+    assert model.fc.weight.grad is None and model.fc.weight.requires_grad  # not computed; flag restored
+    assert model.nobias.weight.grad is not None
+    blocks = list(by_formula["fc.weight"].blocks())
+    assert [i for i, _ in blocks] == [0, 64 * 37]
+    torch.testing.assert_close(torch.cat([b for _, b in blocks]).view(70, 37), autograd["fc.weight"], rtol=1e-12, atol=1e-12)
+    assert compare_tensors("g", autograd["fc.weight"], by_formula["fc.weight"]) is None
+    bumped = autograd["fc.weight"].clone()
+    bumped[66, 3] += 1e-3
+    msg = compare_tensors("g", bumped, by_formula["fc.weight"])
+    assert msg is not None and msg.startswith("g: 1/2590 elements differ; worst at index (66, 3): ")
+    assert f"expected {float(autograd['fc.weight'][66, 3]):.6g}," in msg
+
+
+class Plain(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 80)
+        self.out = nn.Linear(80, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.fc(x)))
+
+
+class ScaledWeightGrad(Plain):
+    """Same outputs as ``Plain``; fc.weight's gradient is 1.001 times the true one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.fc.weight
+        w = w + (w - w.detach()) * 1e-3  # value exactly w; derivative 1.001
+        return self.out(torch.relu(nn.functional.linear(x, w, self.fc.bias)))
+
+
+def test_a_large_linear_weight_compared_by_formula_still_catches_a_wrong_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compare, "FORMULA_MIN_NUMEL", 1)  # every Linear of the reference by formula
+    assert all(not v for v in numerics_checks(Plain, Plain, (6,)).values())
+    fails = numerics_checks(ScaledWeightGrad, Plain, (6,))
+    assert [m.split(":")[0] for m in fails["param_grads"]] == ["grad of fc.weight"], fails
+    assert not fails["train_output"] and not fails["eval_output"]
