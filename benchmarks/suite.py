@@ -69,7 +69,7 @@ def run(opts: Options) -> Section:
     ]
     notes = ["whole processes from the repository root; peak RSS per worker from /proc VmHWM, sampled every 0.5 s; "
              "the serial run is `pytest -n 0` (xdist off, one process).",
-             "heap: under -n auto, tests/conftest.py (tests/_heap.py) starts the xdist workers with glibc keeping freed large blocks "
+             "heap: under -n auto, tests/conftest.py (conformance/heap.py) starts the xdist workers with glibc keeping freed large blocks "
              "in the heap (when the machine has 6 GiB of RAM per worker; CNN_CONFORMANCE_HEAP=default turns it off); "
              "the serial run keeps glibc's defaults, so the two times differ by that as well as by the parallelism."]
     for label, raw in (("-n auto", par_raw), ("serial", ser_raw)):

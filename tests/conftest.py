@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-import _heap as heap
 import pytest
 import torch
 
+from conformance import heap
 from conformance.profiles import register_profiles
 
 PROFILE = register_profiles()
@@ -21,7 +21,7 @@ if os.environ.get("CNN_CONFORMANCE_THREADS"):
     torch.set_num_threads(int(os.environ["CNN_CONFORMANCE_THREADS"]))
 
 # set in the controller before xdist starts its workers (pytest_configure runs before the
-# session starts them), so the workers inherit it: see tests/_heap.py
+# session starts them), so the workers inherit it: see conformance/heap.py
 HEAP = "glibc defaults"
 
 

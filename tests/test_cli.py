@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,30 @@ def test_parallel_check_keeps_order_and_reports_progress(capsys: pytest.CaptureF
     assert sorted(line.split()[1] for line in captured.err.splitlines() if line.startswith("[")) == ["cifar_plain20", "cifar_resnet20"]
     rows = [line.split()[0] for line in captured.out.splitlines() if line.startswith("cifar_")]
     assert rows == ["cifar_plain20", "cifar_resnet20"]  # the table keeps the order asked for
+
+
+def test_parallel_check_starts_its_processes_with_the_heap_setting_and_leaves_the_environment_alone(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conformance import heap
+
+    for key in heap.SETTINGS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("CNN_CONFORMANCE_HEAP", raising=False)
+    monkeypatch.setattr(heap, "ram_gib", lambda: 4 * heap.MIN_GIB_PER_WORKER)
+    before = dict(os.environ)
+    assert main(["check", "cifar_plain20", "cifar_resnet20", "--jobs", "2"]) == 0
+    err = capsys.readouterr().err
+    assert f"heap: {', '.join(f'{k}={v}' for k, v in heap.SETTINGS.items())}" in err
+    assert dict(os.environ) == before  # set only while the processes start, then removed
+
+
+def test_parallel_check_starts_the_largest_gates_first() -> None:
+    from conformance.commands.check import _expected_cost
+
+    # VGG16 138M, ResNet18 11.7M (torchvision meta), CIFAR ResNet-20 0.27M (He et al. 2016, Table 6)
+    names = ["cifar_resnet20", "vgg16", "resnet18"]
+    assert sorted(names, key=_expected_cost, reverse=True) == ["vgg16", "resnet18", "cifar_resnet20"]
 
 
 def test_negative_jobs_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,9 +1,10 @@
-"""tests/_heap.py: when the xdist workers start with large freed blocks kept in the heap."""
+"""conformance/heap.py: when worker processes start with large freed blocks kept in the heap."""
 
 from __future__ import annotations
 
 import pytest
-from _heap import MIN_GIB_PER_WORKER, SETTINGS, decide
+
+from conformance.heap import MIN_GIB_PER_WORKER, SETTINGS, decide
 
 
 def test_an_xdist_run_with_enough_ram_sets_both_variables() -> None:

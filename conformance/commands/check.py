@@ -95,6 +95,15 @@ def _check_one(name: str) -> tuple[Report, float]:
     return check_builtin(name), time.perf_counter() - start
 
 
+def _expected_cost(name: str) -> float:
+    """How long ``name``'s gate will take, relatively: its expected parameter count (from its
+    spec's oracle), since the numerics run in float64 over every weight; 0 without one."""
+    import cnn_models
+
+    expected = cnn_models.get_spec(name).expected.get("params")
+    return float(expected.value) if expected is not None else 0.0
+
+
 def _init_worker() -> None:
     import torch
 
@@ -106,17 +115,31 @@ def _check_parallel(names: list[str], jobs: int) -> list[Report]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    from .. import heap
+
     done: dict[str, Report] = {}
-    print(f"checking {len(names)} architectures in {jobs} processes", file=sys.stderr, flush=True)
+    # the processes start with large freed blocks kept in their heap (conformance/heap.py):
+    # glibc reads the setting at start-up, so it goes into the environment they inherit
+    env = dict(os.environ)
+    said = heap.decide(jobs, env, heap.ram_gib())
+    added = {k: v for k, v in env.items() if k not in os.environ}
+    print(f"checking {len(names)} architectures in {jobs} processes (heap: {said})", file=sys.stderr, flush=True)
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
-        futures = {pool.submit(_check_one, name): name for name in names}
-        for future in as_completed(futures):
-            name = futures[future]
-            rep, seconds = future.result()
-            done[name] = rep
-            status = "ok" if rep.passed else "FAIL"
-            print(f"[{len(done)}/{len(names)}] {name} ... {status} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+    os.environ.update(added)
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
+            # largest first, so the last gates to start are short ones and no process is left
+            # alone with a 15 s VGG at the end (the report keeps the order asked for)
+            futures = {pool.submit(_check_one, name): name for name in sorted(names, key=_expected_cost, reverse=True)}
+            for future in as_completed(futures):
+                name = futures[future]
+                rep, seconds = future.result()
+                done[name] = rep
+                status = "ok" if rep.passed else "FAIL"
+                print(f"[{len(done)}/{len(names)}] {name} ... {status} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
     return [done[name] for name in names]
 
 

@@ -1,4 +1,5 @@
-"""The heap settings the xdist workers start with (used by tests/conftest.py).
+"""The heap settings that worker processes start with: ``pytest -n auto``'s xdist workers
+(set by tests/conftest.py) and ``cnn-conformance check --all``'s check processes.
 
 Above a threshold that starts at 128 KiB and rises to at most 32 MiB, glibc gives each
 allocation its own mmap and unmaps it on free, so each gate of a VGG (1.1 GB of float64
@@ -7,12 +8,13 @@ pages: 1.5-2.5 s of a 6-8 s gate is the kernel handing out zeroed pages (getrusa
 ru_minflt, ru_stime). With ``SETTINGS``, large blocks come from the heap and stay there when
 freed, so the next gate reuses them: a repeated VGG16 gate went from 1.0-1.5 million minor
 faults to under 15,000 and from 6.2 to 4.6-5.1 s, and the heavy gates' system time halved
-under -n 2. The price: a worker keeps its high-water mark (3.7-4.0 GB after a VGG gate) until
-it exits, so it is only done with ``MIN_GIB_PER_WORKER`` of RAM per xdist worker.
+under -n 2; ``check --all`` in two processes went from 70-77 s to 53-62 s (system time 30-37
+to 12 s). The price: a worker keeps its high-water mark (about 3 GB after a VGG gate) until
+it exits, so it is only done with ``MIN_GIB_PER_WORKER`` of RAM per worker process.
 
-glibc reads these variables when a process starts, so the controller sets them before xdist
-starts its workers; the workers and every process the tests start inherit them. A serial run
-(-n 0) is left alone. Values already in the environment win; ``CNN_CONFORMANCE_HEAP=default``
+glibc reads these variables when a process starts, so they are set in the environment that
+the workers are started with; the workers and every process they start inherit them. A
+serial run is left alone. Values already in the environment win; ``CNN_CONFORMANCE_HEAP=default``
 turns this off.
 """
 
