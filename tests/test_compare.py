@@ -200,3 +200,20 @@ def test_a_large_linear_weight_compared_by_formula_still_catches_a_wrong_gradien
     fails = numerics_checks(ScaledWeightGrad, Plain, (6,))
     assert [m.split(":")[0] for m in fails["param_grads"]] == ["grad of fc.weight"], fails
     assert not fails["train_output"] and not fails["eval_output"]
+
+
+def test_a_linear_weight_registered_twice_keeps_its_autograd_gradient() -> None:
+    class TiedWithBias(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+            self.b.weight = self.a.weight
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(torch.tanh(self.a(x)))
+
+    model = TiedWithBias().double()
+    with compare.linear_grads_by_formula(model, min_numel=1) as by_formula:
+        model(torch.randn(2, 8, dtype=torch.float64, requires_grad=True)).sum().backward()
+    assert by_formula == {}  # the formula of one layer would miss the other's share
+    assert model.a.weight.grad is not None
