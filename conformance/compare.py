@@ -305,10 +305,13 @@ def linear_grads_by_formula(model: nn.Module, min_numel: int | None = None) -> I
     frozen: list[nn.Parameter] = []
 
     def capture(name: str) -> Callable[..., None]:
-        def hook(_mod: nn.Module, args: tuple[Any, ...], out: Any) -> None:
-            if not (isinstance(out, torch.Tensor) and out.requires_grad and args and isinstance(args[0], torch.Tensor)):
+        def hook(_mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+            if not (isinstance(out, torch.Tensor) and out.requires_grad):
                 return  # grad mode off: autograd would give this call no weight gradient either
-            entry: list[torch.Tensor | None] = [args[0].detach().clone(), None]
+            x = args[0] if args else kwargs.get("input")
+            if not isinstance(x, torch.Tensor):  # nn.Linear.forward takes one tensor, `input`
+                raise RuntimeError(f"{name}: cannot find the input of this nn.Linear call to compute its weight gradient")
+            entry: list[torch.Tensor | None] = [x.detach().clone(), None]
             calls[name].append(entry)
             # a hook registered before an in-place op (ReLU(inplace=True)) gets the gradient
             # of the value the layer returned
@@ -325,7 +328,7 @@ def linear_grads_by_formula(model: nn.Module, min_numel: int | None = None) -> I
                 calls[name] = []
                 w.requires_grad_(False)
                 frozen.append(w)
-                handles.append(mod.register_forward_hook(capture(name)))
+                handles.append(mod.register_forward_hook(capture(name), with_kwargs=True))
         yield result
         for name, entries in calls.items():
             pairs = [(x, g) for x, g in entries if x is not None and g is not None]

@@ -135,8 +135,8 @@ def test_modules_passed_in_are_left_untouched(order: str) -> None:
 
 
 class TwoCalls(nn.Module):
-    """A Linear called twice (its gradient sums over both calls), an in-place ReLU after it,
-    a Linear whose output never reaches the loss, and a bias-free Linear."""
+    """A Linear called twice (its gradient sums over both calls; once with ``input=``), an
+    in-place ReLU after it, a Linear whose output never reaches the loss, and a bias-free Linear."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -146,7 +146,7 @@ class TwoCalls(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.unused(x)
-        h = nn.functional.relu(self.fc(x), inplace=True) + self.fc(x * 0.5)
+        h = nn.functional.relu(self.fc(x), inplace=True) + self.fc(input=x * 0.5)
         return self.nobias(h)
 
 
