@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.overrides import TorchFunctionMode
 
 from .inspect import build_on_meta
 
@@ -143,10 +144,12 @@ class LinearWeightGrad:
     kept (a few hundred KB for VGG's fc6 at batch 2) instead of the 822 MB float64 gradient
     itself, and ``compare_tensors`` asks for it block by block, so comparing a candidate's
     gradient with it never holds a second full-size copy. Blocks are whole multiples of 64
-    rows: with torch's MKL, row blocks of 8 to 2048 rows (multiples of 8) equal the full
-    product bit for bit, and autograd's gradient is that full product, so the common case
-    stays an exact-equality pass; a split that rounds differently (167-row blocks did, by
-    5.6e-17) is still compared within the tolerance, only more slowly.
+    rows (about ``CHUNK`` elements: 128 rows of VGG's fc6, 1024 of fc7): with torch's MKL, row
+    blocks of 8 to 2048 rows (multiples of 8) equal the full product bit for bit, and for a
+    layer called once autograd's gradient is that full product, so the common case stays an
+    exact-equality pass; a split that rounds differently (167-row blocks did, by 5.6e-17) or
+    a layer called several times (autograd adds one product per call) is still compared
+    within the tolerance, only more slowly.
     """
 
     def __init__(self, out_features: int, in_features: int, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -193,13 +196,12 @@ def compare_tensors(name: str, got: torch.Tensor, expected: Expected, rtol: floa
     """
     if got.shape != expected.shape:
         return f"{name}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
+    if isinstance(expected, torch.Tensor) and torch.equal(got, expected) and all_finite(got):
+        return None  # the common case, and cheap
     g_all = got.detach().reshape(-1)
     blocks = _expected_blocks(expected)
-    if isinstance(expected, torch.Tensor):
-        if torch.equal(got, expected) and all_finite(got):  # the common case, and cheap
-            return None
-    elif all(torch.equal(g_all[i:i + e.numel()], e) for i, e in blocks()) and all_finite(got):
-        return None
+    if isinstance(expected, LinearWeightGrad) and all(torch.equal(g_all[i:i + e.numel()], e) for i, e in blocks()) and all_finite(got):
+        return None  # block by block: the same common case
 
     def slices() -> Iterable[tuple[int, torch.Tensor, torch.Tensor]]:
         for i, e in blocks():
@@ -282,64 +284,126 @@ def _forward_backward(
 FORMULA_MIN_NUMEL = 4 * CHUNK  # nn.Linear weights this large get the reference gradient by formula
 
 
+def _tensors_in(args: Any) -> Iterator[torch.Tensor]:
+    if isinstance(args, torch.Tensor):
+        yield args
+    elif isinstance(args, (list, tuple)):
+        for a in args:
+            yield from _tensors_in(a)
+    elif isinstance(args, dict):
+        for a in args.values():
+            yield from _tensors_in(a)
+
+
+class FormulaCapture(TorchFunctionMode):
+    """Watches every torch call of one pass for the weights in ``frozen`` (id -> name).
+
+    An ``F.linear`` call with such a weight (from ``nn.Linear.forward`` or anywhere else) is
+    recorded: its input, and its output's gradient through a tensor hook on the output itself
+    (so module hooks that replace the output, and in-place ops after it, change nothing). Any
+    other call that takes a frozen weight and returns a tensor (a tied projection
+    ``h @ w.t()``, ``w.T``, even ``w.detach()``) sets ``other_use``: the weight's gradient may
+    then have parts the formula does not see, and the pass must be rerun with autograd. Calls
+    that return no tensor (``w.shape``, ``w.grad`` of a frozen weight) carry no gradient and
+    are let through. After the pass, ``grads`` holds a
+    ``LinearWeightGrad`` for every frozen weight whose output reached the loss.
+    """
+
+    def __init__(self, frozen: dict[int, str]) -> None:
+        super().__init__()
+        self.frozen = frozen
+        self.calls: dict[str, list[list[torch.Tensor | None]]] = {name: [] for name in frozen.values()}
+        self.other_use: str | None = None
+        self.grads: dict[str, LinearWeightGrad] = {}
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        hits = [self.frozen[id(t)] for t in _tensors_in((args, kwargs)) if id(t) in self.frozen]
+        if not hits or next(_tensors_in(out), None) is None:
+            return out  # no frozen weight in, or no tensor out (w.shape, w.grad): no gradient can flow
+        if func is torch.nn.functional.linear and len(hits) == 1:
+            x = args[0] if args else kwargs.get("input")
+            w = args[1] if len(args) > 1 else kwargs.get("weight")
+            if id(w) in self.frozen and isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor):
+                if not torch.is_grad_enabled():
+                    return out  # autograd would give this call no weight gradient either
+                if out.requires_grad:
+                    entry: list[torch.Tensor | None] = [x.detach().clone(), None]
+                    self.calls[hits[0]].append(entry)
+                    out.register_hook(lambda g: entry.__setitem__(1, g.detach()))
+                    return out
+        if self.other_use is None:
+            self.other_use = f"{hits[0]} is used by {getattr(func, '__name__', func)!s} outside an F.linear the formula can follow"
+        return out
+
+    def finish(self, model: nn.Module) -> None:
+        for name, entries in self.calls.items():
+            pairs = [(x, g) for x, g in entries if x is not None and g is not None]
+            if pairs:
+                out_f, in_f = model.get_parameter(name).shape
+                self.grads[name] = LinearWeightGrad(out_f, in_f, pairs)
+
+
 @contextlib.contextmanager
-def linear_grads_by_formula(model: nn.Module, min_numel: int | None = None) -> Iterator[dict[str, LinearWeightGrad]]:
+def linear_grads_by_formula(model: nn.Module, min_numel: int | None = None) -> Iterator[FormulaCapture]:
     """During one backward pass of ``model``: large ``nn.Linear`` weights get no autograd gradient.
 
-    Each such layer's input and output gradient are kept instead, and after the pass the
-    returned dict maps the weight's name to its ``LinearWeightGrad`` (only for layers whose
-    output reached the loss, as autograd would give a gradient only to those). Used on the
-    *reference* of ``numerics_checks``: VGG16's fc6 gradient is 822 MB in float64, and the
-    candidate's own gradient of it, from its own backward, is compared with the reference's
-    formula block by block instead of with a second full copy. Only plain ``nn.Linear``
-    modules (their forward is ``F.linear``) whose weight is registered once and whose bias
-    takes a gradient (so the output is in the graph whenever grad mode is on) qualify; every
-    other parameter keeps its autograd gradient. ``min_numel`` defaults to ``FORMULA_MIN_NUMEL``.
+    Their ``F.linear`` calls are recorded instead (``FormulaCapture``), and after the block the
+    capture's ``grads`` maps each weight's name to its ``LinearWeightGrad``, unless
+    ``other_use`` says the weight was used some other way, in which case the pass must be
+    redone with autograd. Used on the *reference* of ``numerics_checks``: VGG16's fc6 gradient
+    is 822 MB in float64, and the candidate's own gradient of it, from its own backward, is
+    compared with the reference's formula block by block instead of with a second full copy.
+    Weights of ``nn.Linear`` modules with at least ``min_numel`` elements (default
+    ``FORMULA_MIN_NUMEL``), registered once, qualify; every other parameter keeps autograd.
     """
     min_numel = FORMULA_MIN_NUMEL if min_numel is None else min_numel
     uses: dict[int, int] = {}
     for _, p in model.named_parameters(remove_duplicate=False):
         uses[id(p)] = uses.get(id(p), 0) + 1
-    calls: dict[str, list[list[torch.Tensor | None]]] = {}
-    handles: list[Any] = []
-    frozen: list[nn.Parameter] = []
-
-    def capture(name: str) -> Callable[..., None]:
-        def hook(_mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
-            if not (isinstance(out, torch.Tensor) and out.requires_grad):
-                return  # grad mode off: autograd would give this call no weight gradient either
-            x = args[0] if args else kwargs.get("input")
-            if not isinstance(x, torch.Tensor):  # nn.Linear.forward takes one tensor, `input`
-                raise RuntimeError(f"{name}: cannot find the input of this nn.Linear call to compute its weight gradient")
-            entry: list[torch.Tensor | None] = [x.detach().clone(), None]
-            calls[name].append(entry)
-            # a hook registered before an in-place op (ReLU(inplace=True)) gets the gradient
-            # of the value the layer returned
-            out.register_hook(lambda g: entry.__setitem__(1, g.detach()))
-        return hook
-
-    result: dict[str, LinearWeightGrad] = {}
+    frozen: dict[int, str] = {}
+    weights: list[nn.Parameter] = []
+    for mname, mod in model.named_modules():
+        w = getattr(mod, "weight", None)
+        if (isinstance(mod, nn.Linear) and isinstance(w, nn.Parameter) and w.requires_grad
+                and w.numel() >= min_numel and uses.get(id(w)) == 1):
+            frozen[id(w)] = f"{mname}.weight" if mname else "weight"
+            weights.append(w)
+    capture = FormulaCapture(frozen)
+    if not frozen:
+        yield capture
+        return
     try:
-        for mname, mod in model.named_modules():
-            w, b = getattr(mod, "weight", None), getattr(mod, "bias", None)
-            if (type(mod) is nn.Linear and isinstance(w, nn.Parameter) and w.requires_grad and w.numel() >= min_numel
-                    and uses.get(id(w)) == 1 and isinstance(b, nn.Parameter) and b.requires_grad):
-                name = f"{mname}.weight" if mname else "weight"
-                calls[name] = []
-                w.requires_grad_(False)
-                frozen.append(w)
-                handles.append(mod.register_forward_hook(capture(name), with_kwargs=True))
-        yield result
-        for name, entries in calls.items():
-            pairs = [(x, g) for x, g in entries if x is not None and g is not None]
-            if pairs:
-                out_f, in_f = model.get_parameter(name).shape
-                result[name] = LinearWeightGrad(out_f, in_f, pairs)
+        for w in weights:
+            w.requires_grad_(False)
+        with capture:
+            yield capture
+        if capture.other_use is None:
+            capture.finish(model)
     finally:
-        for h in handles:
-            h.remove()
-        for w in frozen:
+        for w in weights:
             w.requires_grad_(True)
+
+
+def _reference_train_pass(
+    ref: nn.Module, x: torch.Tensor, seed: int
+) -> tuple[list[torch.Tensor], torch.Tensor, dict[str, Expected]]:
+    """The reference's train pass: outputs, input gradient, and its parameter gradients, the
+    large ``nn.Linear`` ones by formula (``linear_grads_by_formula``). When a frozen weight
+    turns out to be used outside ``F.linear``, the buffers (BN statistics) are put back as they
+    were and the pass is run again with autograd for every weight."""
+    buffers = {n: b.clone() for n, b in ref.named_buffers()}
+    with linear_grads_by_formula(ref) as capture:
+        out, gx, grads = _forward_backward(ref, x, seed, train=True)
+    if capture.other_use is None:
+        return out, gx, {**grads, **capture.grads}
+    with torch.no_grad():
+        for n, b in ref.named_buffers():
+            b.copy_(buffers[n])
+    ref.zero_grad(set_to_none=True)
+    out, gx, grads = _forward_backward(ref, x, seed, train=True)
+    return out, gx, dict(grads)
 
 
 def _record(model: nn.Module, x: torch.Tensor, seed: int, train: bool) -> list[tuple[str, str, int, torch.Tensor]]:
@@ -427,7 +491,7 @@ def numerics_checks(
     all (``linear_grads_by_formula``: they are computed from the layer's input and output
     gradient, block by block, as they are compared). The peak is one copy of the weights, the
     reference's other gradients and the candidate's largest single gradient: for VGG16 in
-    float64, 1.1 + 0.3 + 0.8 GB instead of 1.1 + 1.1 + 0.8.
+    float64, 1.1 + 0.15 + 0.8 GB instead of 1.1 + 1.1 + 0.8 (fc6 and fc7 go by formula).
     """
     ref = randomize_(copy.deepcopy(reference).double() if isinstance(reference, nn.Module) else materialize(reference), seed)
     cand = share_parameters(candidate, ref)
@@ -442,10 +506,7 @@ def numerics_checks(
     # the reference's passes first (eval, then train keeping its gradients), so a candidate
     # that wrote to the shared weights could not change what it is compared with
     r_eval, r_eval_gx, _ = _forward_backward(ref, x, seed, train=False)
-    with linear_grads_by_formula(ref) as by_formula:
-        r_out, r_gx, autograd_grads = _forward_backward(ref, x, seed, train=True)
-    r_grads: dict[str, Expected] = {**autograd_grads, **by_formula}
-    del autograd_grads
+    r_out, r_gx, r_grads = _reference_train_pass(ref, x, seed)
     ref.zero_grad(set_to_none=True)  # r_grads holds them now; freed one by one below
     weights = {n: p.detach().sum() for n, p in cand.named_parameters()}
 

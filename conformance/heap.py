@@ -20,9 +20,10 @@ turns this off.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 
 SETTINGS = {"MALLOC_MMAP_THRESHOLD_": str(32 << 30), "MALLOC_TRIM_THRESHOLD_": str(32 << 30)}
 MIN_GIB_PER_WORKER = 6.0
@@ -49,3 +50,19 @@ def decide(workers: int, environ: MutableMapping[str, str], ram: float | None, p
     for key, value in SETTINGS.items():
         environ.setdefault(key, value)
     return ", ".join(f"{k}={environ[k]}" for k in SETTINGS)
+
+
+@contextlib.contextmanager
+def worker_environment(workers: int) -> Iterator[str]:
+    """This process's environment with ``decide``'s setting for ``workers`` processes, while
+    they are started (each copies the environment when it starts); put back as it was on
+    exit. Yields what ``decide`` said."""
+    env = dict(os.environ)
+    said = decide(workers, env, ram_gib())
+    added = {k: v for k, v in env.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield said
+    finally:
+        for key in added:
+            os.environ.pop(key, None)

@@ -143,7 +143,7 @@ def test_parallel_check_starts_its_processes_with_the_heap_setting_and_leaves_th
     assert main(["check", "cifar_plain20", "cifar_resnet20", "--jobs", "2"]) == 0
     err = capsys.readouterr().err
     assert f"heap: {', '.join(f'{k}={v}' for k, v in heap.SETTINGS.items())}" in err
-    assert dict(os.environ) == before  # set only while the processes start, then removed
+    assert dict(os.environ) == before  # set only while the processes start (tests/test_heap.py), then removed
 
 
 def test_parallel_check_starts_the_largest_gates_first() -> None:

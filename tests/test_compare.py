@@ -159,11 +159,14 @@ def test_linear_weight_gradients_by_formula_equal_autograd(monkeypatch: pytest.M
     autograd = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)
 
-    with compare.linear_grads_by_formula(model, min_numel=1) as by_formula:
+    with compare.linear_grads_by_formula(model, min_numel=1) as capture:
         model(x).square().sum().backward()
-    assert set(by_formula) == {"fc.weight"}  # unused: no gradient; nobias: left to autograd
+    assert capture.other_use is None
+    # unused: its output never reaches the loss, so no gradient (as autograd); nobias: by formula too
+    assert set(capture.grads) == {"fc.weight", "nobias.weight"}
     assert model.fc.weight.grad is None and model.fc.weight.requires_grad  # not computed; flag restored
-    assert model.nobias.weight.grad is not None
+    by_formula = capture.grads
+    assert compare_tensors("g", autograd["nobias.weight"], by_formula["nobias.weight"]) is None
     blocks = list(by_formula["fc.weight"].blocks())
     assert [i for i, _ in blocks] == [0, 64 * 37]
     torch.testing.assert_close(torch.cat([b for _, b in blocks]).view(70, 37), autograd["fc.weight"], rtol=1e-12, atol=1e-12)
@@ -194,10 +197,25 @@ class ScaledWeightGrad(Plain):
         return self.out(torch.relu(nn.functional.linear(x, w, self.fc.bias)))
 
 
+def _spy_formula(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
+    """Every Linear of the reference by formula; returns the names each pass served that way."""
+    monkeypatch.setattr(compare, "FORMULA_MIN_NUMEL", 1)
+    served: list[set[str]] = []
+    finish = compare.FormulaCapture.finish
+
+    def spy(self: compare.FormulaCapture, model: nn.Module) -> None:
+        finish(self, model)
+        served.append(set(self.grads))
+
+    monkeypatch.setattr(compare.FormulaCapture, "finish", spy)
+    return served
+
+
 def test_a_large_linear_weight_compared_by_formula_still_catches_a_wrong_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(compare, "FORMULA_MIN_NUMEL", 1)  # every Linear of the reference by formula
+    served = _spy_formula(monkeypatch)
     assert all(not v for v in numerics_checks(Plain, Plain, (6,)).values())
     fails = numerics_checks(ScaledWeightGrad, Plain, (6,))
+    assert served == [{"fc.weight", "out.weight"}] * 2
     assert [m.split(":")[0] for m in fails["param_grads"]] == ["grad of fc.weight"], fails
     assert not fails["train_output"] and not fails["eval_output"]
 
@@ -213,7 +231,59 @@ def test_a_linear_weight_registered_twice_keeps_its_autograd_gradient() -> None:
             return self.b(torch.tanh(self.a(x)))
 
     model = TiedWithBias().double()
-    with compare.linear_grads_by_formula(model, min_numel=1) as by_formula:
+    with compare.linear_grads_by_formula(model, min_numel=1) as capture:
         model(torch.randn(2, 8, dtype=torch.float64, requires_grad=True)).sum().backward()
-    assert by_formula == {}  # the formula of one layer would miss the other's share
+    assert capture.grads == {}  # registered twice: the formula of one layer would miss the other's share
     assert model.a.weight.grad is not None
+
+
+class TiedProjection(Plain):
+    """fc.weight is also used outside F.linear: a tied projection back to the input space."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc(x))
+        return self.out(h) + (h @ self.fc.weight).sum(dim=1, keepdim=True)
+
+
+class TiedProjectionDetached(Plain):
+    """As ``TiedProjection``, but the projection's share of fc.weight's gradient is lost."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc(x))
+        return self.out(h) + (h @ self.fc.weight.detach()).sum(dim=1, keepdim=True)
+
+
+def test_a_weight_used_outside_f_linear_falls_back_to_autograd(monkeypatch: pytest.MonkeyPatch) -> None:
+    served = _spy_formula(monkeypatch)
+    assert all(not v for v in numerics_checks(TiedProjection, TiedProjection, (6,)).values())
+    fails = numerics_checks(TiedProjectionDetached, TiedProjection, (6,))
+    assert [m.split(":")[0] for m in fails["param_grads"]] == ["grad of fc.weight"], fails
+    assert served == []  # both passes saw the other use and reran the reference with autograd
+    assert not fails["bn_running_stats"]
+
+
+class HookedAndDirect(nn.Module):
+    """A Linear called through .forward (no module hooks run) and one whose output a forward
+    hook replaces: the formula follows F.linear itself, so neither changes its gradient."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(5, 9), nn.Linear(9, 3)
+        self.b.register_forward_hook(lambda _m, _i, out: out * 2.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.tanh(self.a.forward(x)))
+
+
+def test_the_formula_follows_f_linear_past_module_hooks_and_direct_forward_calls() -> None:
+    torch.manual_seed(0)
+    model = HookedAndDirect().double()
+    x = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    model(x).square().sum().backward()
+    autograd = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    with compare.linear_grads_by_formula(model, min_numel=1) as capture:
+        model(x).square().sum().backward()
+    assert capture.other_use is None and set(capture.grads) == {"a.weight", "b.weight"}
+    for name, grad in capture.grads.items():
+        assert compare_tensors(name, autograd[name], grad) is None, name

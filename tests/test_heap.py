@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
+from conformance import heap
 from conformance.heap import MIN_GIB_PER_WORKER, SETTINGS, decide
 
 
@@ -36,3 +41,19 @@ def test_left_alone_and_says_why(workers: int, env: dict[str, str], ram: float |
     said = decide(workers, env, ram, platform)
     assert env == before
     assert reason in said
+
+
+def test_a_process_started_inside_worker_environment_has_the_setting_and_the_parent_gets_its_own_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key in [*SETTINGS, "CNN_CONFORMANCE_HEAP"]:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(heap, "ram_gib", lambda: 4 * MIN_GIB_PER_WORKER)
+    before = dict(os.environ)
+    read = [sys.executable, "-c", "import os; print(os.environ.get('MALLOC_MMAP_THRESHOLD_'))"]
+    with heap.worker_environment(2) as said:
+        seen = subprocess.run(read, capture_output=True, text=True, check=True).stdout.strip()
+    assert seen == SETTINGS["MALLOC_MMAP_THRESHOLD_"]
+    assert said.startswith("MALLOC_MMAP_THRESHOLD_=")
+    assert dict(os.environ) == before
+    assert subprocess.run(read, capture_output=True, text=True, check=True).stdout.strip() == "None"

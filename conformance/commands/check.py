@@ -118,28 +118,21 @@ def _check_parallel(names: list[str], jobs: int) -> list[Report]:
     from .. import heap
 
     done: dict[str, Report] = {}
-    # the processes start with large freed blocks kept in their heap (conformance/heap.py):
-    # glibc reads the setting at start-up, so it goes into the environment they inherit
-    env = dict(os.environ)
-    said = heap.decide(jobs, env, heap.ram_gib())
-    added = {k: v for k, v in env.items() if k not in os.environ}
-    print(f"checking {len(names)} architectures in {jobs} processes (heap: {said})", file=sys.stderr, flush=True)
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
-    os.environ.update(added)
-    try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
+        # the processes start with large freed blocks kept in their heap (conformance/heap.py);
+        # glibc reads that at start-up, and with spawn the first submit starts them all
+        with heap.worker_environment(jobs) as said:
+            print(f"checking {len(names)} architectures in {jobs} processes (heap: {said})", file=sys.stderr, flush=True)
             # largest first, so the last gates to start are short ones and no process is left
             # alone with a 15 s VGG at the end (the report keeps the order asked for)
             futures = {pool.submit(_check_one, name): name for name in sorted(names, key=_expected_cost, reverse=True)}
-            for future in as_completed(futures):
-                name = futures[future]
-                rep, seconds = future.result()
-                done[name] = rep
-                status = "ok" if rep.passed else "FAIL"
-                print(f"[{len(done)}/{len(names)}] {name} ... {status} ({seconds:.1f} s)", file=sys.stderr, flush=True)
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
+        for future in as_completed(futures):
+            name = futures[future]
+            rep, seconds = future.result()
+            done[name] = rep
+            status = "ok" if rep.passed else "FAIL"
+            print(f"[{len(done)}/{len(names)}] {name} ... {status} ({seconds:.1f} s)", file=sys.stderr, flush=True)
     return [done[name] for name in names]
 
 
