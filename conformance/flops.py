@@ -52,6 +52,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.module_tracker import ModuleTracker
 
@@ -227,15 +228,65 @@ class _Counter(FlopCounterMode):
 
     def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
         tracker = getattr(self, "mod_tracker", None)
-        if not (isinstance(tracker, _ForwardTracker) and func_packet in self.flop_registry):
+        formula = self.flop_registry.get(func_packet)
+        if not (isinstance(tracker, _ForwardTracker) and formula is not None):
             return super()._count_flops(func_packet, out, args, kwargs)
-        before = self.flop_counts["Global"][func_packet]
-        result = super()._count_flops(func_packet, out, args, kwargs)
-        added = self.flop_counts["Global"][func_packet] - before
+        raw = _unwrapped(formula)
+        shapes = _plain_shapes((args, kwargs, out)) if raw is not None else None
+        if raw is None or shapes is None:  # not a shape_wrapper formula, or unusual containers
+            before = self.flop_counts["Global"][func_packet]
+            super()._count_flops(func_packet, out, args, kwargs)
+            added = self.flop_counts["Global"][func_packet] - before
+        else:  # what torch's shape_wrapper does, without a pytree walk per op (15-20 % of a count)
+            s_args, s_kwargs, s_out = shapes
+            added = raw(*s_args, out_shape=s_out, **s_kwargs)
+            for par in set(tracker.parents):
+                self.flop_counts[par][func_packet] += added
         if added:
             key = tracker.stack[-1] if tracker.stack else "Global"
             self.innermost[key] = self.innermost.get(key, 0) + added
-        return result
+        return out
+
+
+def _shape_wrapper_code() -> Any:
+    wrapper = getattr(flop_counter, "shape_wrapper", None)
+    return wrapper(lambda: 0).__code__ if callable(wrapper) else None
+
+
+_SHAPE_WRAPPER_CODE = _shape_wrapper_code()
+
+
+def _unwrapped(formula: Any) -> Callable[..., int] | None:
+    """The formula under torch's ``shape_wrapper`` (which maps every tensor argument to its
+    shape with a pytree walk, then calls it); ``None`` for a formula registered raw."""
+    if _SHAPE_WRAPPER_CODE is None or getattr(formula, "__code__", None) is not _SHAPE_WRAPPER_CODE:
+        return None
+    return getattr(formula, "__wrapped__", None)
+
+
+class _Unusual(Exception):
+    pass
+
+
+def _plain_shapes(tree: Any) -> Any:
+    """``tree`` with every tensor replaced by its shape, through plain tuples, lists and dicts
+    only (what aten ops take and return); ``None`` when it holds any other container."""
+
+    def walk(x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            return x.shape
+        if type(x) is tuple or type(x) is list:
+            return type(x)(walk(v) for v in x)
+        if type(x) is dict:
+            return {k: walk(v) for k, v in x.items()}
+        if isinstance(x, (tuple, list, dict)):
+            raise _Unusual
+        return x
+
+    try:
+        return walk(tree)
+    except _Unusual:
+        return None
 
 
 def _forward_only(counter: FlopCounterMode) -> FlopCounterMode:

@@ -182,6 +182,31 @@ def test_count_flops_attributes_ops_to_the_innermost_module() -> None:
     assert dict(count.by_op) == {"aten.convolution": 2 * conv, "aten.mm": 48, "aten.addmm": 24}
 
 
+def test_count_flops_reads_shapes_without_torchs_pytree_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """count_flops calls the formulas under torch's shape_wrapper directly; with that wrapper's
+    pytree walk made to fail, it still counts what FlopCounterMode counts (oracle run first)."""
+    from torch.utils import flop_counter
+
+    def net() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(MatmulBlock(), nn.ReLU(), nn.Linear(6, 2))
+
+    expected = fcm_flops(net(), torch.randn(1, 3, 8, 8))  # count_flops reports per sample
+
+    walk = flop_counter.tree_map
+
+    def no_walk_over_tensors(fn: Callable[..., object], tree: object) -> object:
+        # torch's addmm formula calls the wrapped mm formula on shapes: that walk is cheap
+        if any(isinstance(leaf, torch.Tensor) for leaf in torch.utils._pytree.tree_leaves(tree)):
+            raise AssertionError("shape_wrapper's pytree walk ran over tensors")
+        return walk(fn, tree)
+
+    monkeypatch.setattr(flop_counter, "tree_map", no_walk_over_tensors)
+    count = count_flops(net, (3, 8, 8), batch_size=3)
+    assert {str(k): v for k, v in count.by_op.items()} == expected
+    assert dict(count.by_module) == {"0.conv": expected["aten.convolution"], "0": expected["aten.mm"], "2": expected["aten.addmm"]}
+
+
 class Recurse(nn.Module):
     """Calls itself once more from inside its own forward (a re-entrant module call)."""
 
