@@ -88,7 +88,8 @@ def run(opts: Options) -> Section:
     summary_line = next((line for line in res.output_tail.splitlines() if line.startswith("gradflow:")), "")
     default_row = {"sweep": "default CLI run" + (" (--quick: 1 setting)" if opts.quick else ""), "net": "-",
                    "depth": None, "width": None, "s": res.wall_s, "s per layer": None,
-                   "verdict": summary_line.replace("gradflow: ", "")[:90] or f"exit {res.returncode}"}
+                   # the report went to a temporary folder, gone after the run: its path is left out
+                   "verdict": summary_line.replace("gradflow: ", "").split("; report:")[0][:90] or f"exit {res.returncode}"}
     raw["default_run"] = {"argv": res.argv, "returncode": res.returncode, "wall_s": res.wall_s,
                           "maxrss_mb": res.maxrss_mb, "tail": res.output_tail[-1500:]}
 
