@@ -284,17 +284,6 @@ def _forward_backward(
 FORMULA_MIN_NUMEL = 4 * CHUNK  # nn.Linear weights this large get the reference gradient by formula
 
 
-def _tensors_in(args: Any) -> Iterator[torch.Tensor]:
-    if isinstance(args, torch.Tensor):
-        yield args
-    elif isinstance(args, (list, tuple)):
-        for a in args:
-            yield from _tensors_in(a)
-    elif isinstance(args, dict):
-        for a in args.values():
-            yield from _tensors_in(a)
-
-
 class FormulaCapture(TorchFunctionMode):
     """Watches every torch call of one pass for the weights in ``frozen`` (id -> name).
 
@@ -319,8 +308,8 @@ class FormulaCapture(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        hits = [self.frozen[id(t)] for t in _tensors_in((args, kwargs)) if id(t) in self.frozen]
-        if not hits or next(_tensors_in(out), None) is None:
+        hits = [self.frozen[id(t)] for t in _tensors((args, kwargs)) if id(t) in self.frozen]
+        if not hits or not _tensors(out):
             return out  # no frozen weight in, or no tensor out (w.shape, w.grad): no gradient can flow
         if func is torch.nn.functional.linear and len(hits) == 1:
             x = args[0] if args else kwargs.get("input")
@@ -393,8 +382,9 @@ def _reference_train_pass(
     large ``nn.Linear`` ones by formula (``linear_grads_by_formula``). When a frozen weight
     turns out to be used outside ``F.linear``, the buffers (BN statistics) are put back as they
     were and the pass is run again with autograd for every weight."""
-    buffers = {n: b.clone() for n, b in ref.named_buffers()}
     with linear_grads_by_formula(ref) as capture:
+        # a rerun needs the buffers as they were; there is none without a frozen weight
+        buffers = {n: b.clone() for n, b in ref.named_buffers()} if capture.frozen else {}
         out, gx, grads = _forward_backward(ref, x, seed, train=True)
     if capture.other_use is None:
         return out, gx, {**grads, **capture.grads}
