@@ -100,5 +100,6 @@ def main(argv: list[str] | None = None) -> int:
         # written after every comparison, so a long run that stops early keeps what it measured
         paths = write_results(args.out, merge_sections(earlier, sections, COMPARISONS), info, command.strip(), options)
     print(render_text(sections, info))
-    print(f"results: {paths['json']} and {paths['md']}")
+    figures = [str(p) for k, p in paths.items() if k not in ("json", "md")]
+    print(f"results: {paths['json']} and {paths['md']}" + (f"; figures: {', '.join(figures)}" if figures else ""))
     return 1 if failed else 0

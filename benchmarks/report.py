@@ -8,6 +8,7 @@ column; numbers stay numbers in the JSON and are formatted only when printed), n
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,12 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render_markdown(sections: list[Section], machine: dict[str, Any], command: str) -> str:
+def render_markdown(sections: list[Section], machine: dict[str, Any], command: str,
+                    figures: dict[str, str] | None = None) -> str:
+    """``figures``: section key -> the PNG drawn for it (shown under the first section that has
+    it, linked from the others) or ``"error: ..."`` (said in place of the figure)."""
+    figures = figures or {}
+    shown: set[str] = set()
     out = [
         f"Measured {_stamp(machine)}.",
         f"Command: `{command}`. Medians over the repetitions; ours / theirs below 1 means ours is cheaper; "
@@ -147,6 +153,14 @@ def render_markdown(sections: list[Section], machine: dict[str, Any], command: s
         for t in s.targets:
             out.append(f"- Target **{_verdict(t)}**: {t.name}: {t.measured}" + (f". {t.detail}" if t.detail else ""))
         out.append("")
+        figure = figures.get(s.key)
+        if figure and figure.startswith("error: "):
+            out += [f"_Figure not drawn: {_md_cell(figure.removeprefix('error: '))}_", ""]
+        elif figure and figure in shown:
+            out += [f"Figure: [{figure}]({figure}), shown above.", ""]
+        elif figure:
+            shown.add(figure)
+            out += [f"![{s.title}]({figure})", ""]
     return "\n".join(out)
 
 
@@ -175,7 +189,10 @@ def merge_sections(old: list[Section], new: list[Section], order: tuple[str, ...
 
 def write_results(out_dir: Path, sections: list[Section], machine: dict[str, Any], command: str,
                   options: dict[str, Any]) -> dict[str, Path]:
-    """Write ``latest.json`` and ``latest.md`` under ``out_dir``; return their paths."""
+    """Write ``latest.json``, the figures (``benchmarks.plots``) and ``latest.md`` under ``out_dir``;
+    return their paths (keys ``json``, ``md`` and each figure's file name)."""
+    from .plots import write_figures
+
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         "schema": 1,
@@ -186,5 +203,12 @@ def write_results(out_dir: Path, sections: list[Section], machine: dict[str, Any
     }
     paths = {"json": out_dir / "latest.json", "md": out_dir / "latest.md"}
     paths["json"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    paths["md"].write_text(render_markdown(sections, machine, command) + "\n")
+    figures = write_figures(out_dir, sections)
+    for key, figure in figures.items():
+        if not figure.startswith("error: "):
+            paths[figure] = out_dir / figure
+        else:
+            print(f"benchmarks: the figure of section {key!r} was not drawn: {figure.removeprefix('error: ')}",
+                  file=sys.stderr)
+    paths["md"].write_text(render_markdown(sections, machine, command, figures) + "\n")
     return paths

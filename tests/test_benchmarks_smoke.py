@@ -24,6 +24,7 @@ from benchmarks._stats import loglog_exponent, median, ratio, speedup  # noqa: E
 from benchmarks._tables import speed_targets, timing_rows  # noqa: E402
 from benchmarks._worker import WARM_BUDGET_S, WARM_MAX_CALLS  # noqa: E402
 from benchmarks.cli import parse_args  # noqa: E402
+from benchmarks.plots import GRADFLOW_FIGURE, SPEEDUP_FIGURE, gradflow_series, speedup_points  # noqa: E402
 from benchmarks.report import (  # noqa: E402
     Section,
     Target,
@@ -222,3 +223,59 @@ def test_merge_keeps_earlier_sections(tmp_path: Path) -> None:
     assert [s.key for s in merged] == ["summary", "gate"]
     assert merged[0].targets[0].holds is True and merged[1].rows == [{"a": 3}]
     assert load_sections(tmp_path / "missing.json") == []
+
+
+def _speed_section(key: str = "summary") -> Section:
+    rows = [
+        {"model": "vgg16", "tool": "ours (meta)", "e2e s": 0.01, "e2e warm s": 0.005},
+        {"model": "vgg16", "tool": "bound: meta build alone", "e2e s": 0.004, "e2e warm s": None},
+        {"model": "vgg16", "tool": "peer a", "e2e s": 1.0, "e2e warm s": 0.8},
+        {"model": "vgg16", "tool": "peer b", "e2e s": 0.5, "e2e warm s": 0.9},
+        {"model": "resnet50", "tool": "ours (meta)", "e2e s": 0.02, "e2e warm s": 0.02},
+        {"model": "resnet50", "tool": "peer a", "e2e s": None, "e2e warm s": 0.1},
+    ]
+    return Section(key, "1. S", ["model", "tool", "e2e s", "e2e warm s"], rows)
+
+
+def test_speedup_points_use_the_fastest_peer_per_model_and_phase() -> None:
+    points = {(p.model, p.tool): p for p in speedup_points(_speed_section())}
+    assert set(points) == {("vgg16", "ours (meta)"), ("vgg16", "bound: meta build alone"), ("resnet50", "ours (meta)")}
+    meta = points["vgg16", "ours (meta)"]
+    # cold: fastest peer 0.5 s (peer b) / 0.01 s; warm: 0.8 s (peer a) / 0.005 s; VGG16's target is 20x
+    assert math.isclose(meta.cold, 50.0) and math.isclose(meta.warm, 160.0) and meta.target == 20.0
+    assert math.isclose(points["vgg16", "bound: meta build alone"].cold, 125.0)
+    assert points["vgg16", "bound: meta build alone"].warm is None
+    res = points["resnet50", "ours (meta)"]  # no peer measured cold; target 10x off VGG16
+    assert res.cold is None and math.isclose(res.warm, 5.0) and res.target == 10.0
+
+
+def test_gradflow_series_reads_the_sweep_rows() -> None:
+    rows = [{"sweep": "default CLI run", "net": "-", "depth": None, "width": None, "s": 20.0},
+            {"sweep": "depth", "net": "plain", "depth": 16, "width": 32, "s": 0.2},
+            {"sweep": "depth", "net": "plain", "depth": 8, "width": 32, "s": 0.1},
+            {"sweep": "width", "net": "plain", "depth": 16, "width": 64, "s": None}]
+    series = gradflow_series(Section("gradflow", "5. G", ["sweep"], rows))
+    assert series == {("depth", "plain"): [(8.0, 0.1), (16.0, 0.2)]}
+
+
+def test_figures_are_written_and_shown_or_their_failure_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    grad_rows = [{"sweep": axis, "net": net, "depth": v if axis == "depth" else 16,
+                  "width": v if axis == "width" else 32, "s": 0.01 * v}
+                 for axis in ("depth", "width") for net in ("plain", "residual+BN") for v in (8, 16, 32)]
+    sections = [_speed_section("summary"), _speed_section("flops"),
+                Section("gradflow", "5. G", ["sweep"], grad_rows)]
+    paths = write_results(tmp_path, sections, {"date": "d", "packages": {}}, "cmd", {})
+    for name in (SPEEDUP_FIGURE, GRADFLOW_FIGURE):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = paths["md"].read_text()
+    assert md.count(f"![1. S]({SPEEDUP_FIGURE})") == 1  # shown under the first section that has it
+    assert f"Figure: [{SPEEDUP_FIGURE}]({SPEEDUP_FIGURE}), shown above." in md
+    assert f"![5. G]({GRADFLOW_FIGURE})" in md
+
+    # no rows to draw from: the markdown and stderr say so, the tables are written all the same
+    out = tmp_path / "empty"
+    paths = write_results(out, [Section("gradflow", "5. G", ["sweep"], [])], {"date": "d", "packages": {}}, "cmd", {})
+    md = paths["md"].read_text()
+    assert "_Figure not drawn: ValueError: section 'gradflow' has no sweep rows with a time_" in md
+    assert not (out / GRADFLOW_FIGURE).exists()
+    assert "the figure of section 'gradflow' was not drawn" in capsys.readouterr().err

@@ -1,0 +1,200 @@
+"""Figures drawn from the results: speedups against their targets, gradient-flow cost against size.
+
+Both are computed from the sections' rows (what the tables print), so a ``--merge`` run redraws
+them from the merged results. They go beside ``latest.md`` as PNGs (matplotlib's Agg backend)
+and the markdown shows each under its section's table.
+
+* ``speedups.png`` (sections ``summary`` and ``flops``): for every model, each of our paths'
+  end-to-end speedup over the fastest CPU peer of that model (cold as a bar, warm as a dot, on a
+  log axis), the meta build alone as the ceiling of any meta-device path, and the target.
+* ``gradflow_scaling.png`` (section ``gradflow``): time per setting against depth and against
+  width, log-log, with the least-squares power law of each net type.
+
+A row's tool is a peer unless its name starts with ``ours`` or ``bound:``, the convention that
+``summary.py`` and ``flops.py`` name their tools by.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._stats import loglog_exponent, speedup
+from ._tables import DEFAULT_SPEEDUP, TARGET_SPEEDUP
+from .report import Section
+
+__all__ = ["FIGURES", "SpeedupPoint", "gradflow_series", "is_peer", "speedup_points", "write_figures"]
+
+SPEEDUP_FIGURE = "speedups.png"
+GRADFLOW_FIGURE = "gradflow_scaling.png"
+FIGURES = {"summary": SPEEDUP_FIGURE, "flops": SPEEDUP_FIGURE, "gradflow": GRADFLOW_FIGURE}
+SPEEDUP_TITLES = {"summary": "Per-layer summary at 224", "flops": "FLOP counting at 224"}
+PHASES = (("cold", "e2e s"), ("warm", "e2e warm s"))
+
+
+def is_peer(tool: str) -> bool:
+    return not tool.startswith(("ours", "bound:"))
+
+
+@dataclass(frozen=True)
+class SpeedupPoint:
+    """One of our paths (or the bound) on one model: fastest CPU peer's time / ours, per phase."""
+
+    model: str
+    tool: str
+    cold: float | None
+    warm: float | None
+    target: float
+
+
+def speedup_points(section: Section) -> list[SpeedupPoint]:
+    """The speedups the targets are judged on, from the section's rows, in row order."""
+    models: dict[str, list[dict[str, Any]]] = {}
+    for row in section.rows:
+        if row.get("model") is not None and isinstance(row.get("tool"), str):
+            models.setdefault(row["model"], []).append(row)
+    points = []
+    for model, rows in models.items():
+        fastest = {}
+        for phase, column in PHASES:
+            times = [r[column] for r in rows if is_peer(r["tool"]) and r.get(column) is not None]
+            fastest[phase] = min(times) if times else None
+        for r in rows:
+            if not is_peer(r["tool"]):
+                cold, warm = (speedup(r.get(column), fastest[phase]) for phase, column in PHASES)
+                points.append(SpeedupPoint(model, r["tool"], cold, warm, TARGET_SPEEDUP.get(model, DEFAULT_SPEEDUP)))
+    return points
+
+
+def gradflow_series(section: Section) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """``(axis, net) -> [(depth or width, median s), ...]`` from the gradflow section's sweep rows."""
+    series: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for row in section.rows:
+        axis = row.get("sweep")
+        if axis not in ("depth", "width") or not row.get("s"):
+            continue
+        series.setdefault((axis, row["net"]), []).append((float(row[axis]), float(row["s"])))
+    return {k: sorted(v) for k, v in series.items()}
+
+
+def _tool_rank(tool: str) -> int:
+    return 2 if "closed form" in tool else (1 if tool.startswith("bound:") else 0)
+
+
+def _tool_colour(tool: str) -> str:
+    return ("tab:blue", "0.75", "tab:green")[_tool_rank(tool)]
+
+
+def _times(value: float) -> str:
+    return f"{value:,.0f}x" if value >= 100 else f"{value:.1f}x"
+
+
+def _draw_speedups(ax: Any, section: Section) -> None:
+    points = speedup_points(section)
+    if not points:
+        raise ValueError(f"section {section.key!r} has no rows of ours with a peer to compare with")
+    # the meta path, its ceiling right under it, the closed form last: the same order and colour
+    # in both panels
+    tools = sorted(dict.fromkeys(p.tool for p in points), key=_tool_rank)
+    models = list(dict.fromkeys(p.model for p in points))
+    height = 0.8 / len(tools)
+    for i, model in enumerate(models):
+        for j, tool in enumerate(tools):
+            p = next((q for q in points if q.model == model and q.tool == tool), None)
+            if p is None:
+                continue
+            y = i + (j - (len(tools) - 1) / 2) * height
+            bound = tool.startswith("bound:")
+            label = (f"{tool} (ceiling of the meta path)" if bound else tool) if i == 0 else None
+            if p.cold is not None:
+                ax.barh(y, p.cold, height=height * 0.9, color=_tool_colour(tool), hatch="//" if bound else None,
+                        label=label)
+            if p.warm is not None:
+                ax.plot(p.warm, y, "k.", markersize=5, label="warm (later call)" if i == 0 and j == 0 else None)
+            ends = [v for v in (p.cold, p.warm) if v is not None]
+            if ends:
+                text = " / ".join(_times(v) for v in (p.cold, p.warm) if v is not None)
+                ax.text(max(ends) * 1.12, y, text, va="center", fontsize=7)
+        target = points[[q.model for q in points].index(model)].target
+        ax.plot([target, target], [i - 0.45, i + 0.45], color="tab:red", linewidth=2,
+                label="target" if i == 0 else None)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(models)), models)
+    ax.invert_yaxis()
+    ax.set_xlabel("speedup over the fastest CPU peer, end to end (bar: first call, dot: warm; log scale)")
+    ax.set_title(SPEEDUP_TITLES.get(section.key, section.title), fontsize=10)
+    biggest = max((v for p in points for v in (p.cold, p.warm) if v is not None), default=10.0)
+    ax.set_xlim(right=biggest * 12)  # room for the labels
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    ax.grid(axis="x", which="both", alpha=0.3)
+
+
+def _draw_gradflow(axes: Sequence[Any], section: Section) -> None:
+    series = gradflow_series(section)
+    if not series:
+        raise ValueError("section 'gradflow' has no sweep rows with a time")
+    for ax, axis in zip(axes, ("depth", "width"), strict=True):
+        for (a, net), pts in series.items():
+            if a != axis:
+                continue
+            xs, ys = [x for x, _ in pts], [y for _, y in pts]
+            line = ax.plot(xs, ys, "o-", label=net)[0]
+            if len(xs) >= 2:
+                b, r2 = loglog_exponent(xs, ys)
+                # the fitted power law passes through the points' geometric centre
+                lx = sum(math.log(x) for x in xs) / len(xs)
+                ly = sum(math.log(y) for y in ys) / len(ys)
+                fit = [math.exp(ly + b * (math.log(x) - lx)) for x in xs]
+                ax.plot(xs, fit, "--", color=line.get_color(), alpha=0.6,
+                        label=f"{net}: time ~ {axis}^{b:.2f} (R^2 {r2:.3f})")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(axis)
+        ax.set_ylabel("seconds per setting (median)")
+        ax.set_title(f"gradflow cost against {axis}", fontsize=10)
+        ax.legend(fontsize=7)
+        ax.grid(which="both", alpha=0.3)
+
+
+def write_figures(out_dir: Path, sections: Sequence[Section]) -> dict[str, str]:
+    """Draw the figures that the sections have data for; ``{section key: file name or 'error: ...'}``.
+
+    A figure that cannot be drawn is reported by its sections (the markdown says why); the
+    tables and the other figures are written all the same."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_key = {s.key: s for s in sections}
+    done: dict[str, str] = {}
+    speed = [by_key[k] for k in ("summary", "flops") if k in by_key]
+    if speed:
+        fig, axes = plt.subplots(1, len(speed), figsize=(6.5 * len(speed), 5.6), squeeze=False)
+        try:
+            for ax, s in zip(axes[0], speed, strict=True):
+                _draw_speedups(ax, s)
+            fig.tight_layout()
+            fig.savefig(out_dir / SPEEDUP_FIGURE, dpi=110)
+            done.update({s.key: SPEEDUP_FIGURE for s in speed})
+        except Exception as exc:  # noqa: BLE001 - the tables are written whatever a figure does
+            done.update({s.key: f"error: {type(exc).__name__}: {exc}" for s in speed})
+            (out_dir / SPEEDUP_FIGURE).unlink(missing_ok=True)  # an earlier run's, no longer these results
+        finally:
+            plt.close(fig)
+    if "gradflow" in by_key:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=False)
+        try:
+            _draw_gradflow(axes[0], by_key["gradflow"])
+            fig.tight_layout()
+            fig.savefig(out_dir / GRADFLOW_FIGURE, dpi=110)
+            done["gradflow"] = GRADFLOW_FIGURE
+        except Exception as exc:  # noqa: BLE001
+            done["gradflow"] = f"error: {type(exc).__name__}: {exc}"
+            (out_dir / GRADFLOW_FIGURE).unlink(missing_ok=True)
+        finally:
+            plt.close(fig)
+    return done
