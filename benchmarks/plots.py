@@ -124,11 +124,11 @@ def _draw_speedups(ax: Any, section: Section) -> None:
     ax.set_xscale("log")
     ax.set_yticks(range(len(models)), models)
     ax.invert_yaxis()
-    ax.set_xlabel("speedup over the fastest CPU peer, end to end (bar: first call, dot: warm; log scale)")
+    ax.set_xlabel("speedup over the fastest CPU peer, end to end\n(bar: first call, dot: warm; log scale)")
     ax.set_title(SPEEDUP_TITLES.get(section.key, section.title), fontsize=10)
     biggest = max((v for p in points for v in (p.cold, p.warm) if v is not None), default=10.0)
     ax.set_xlim(right=biggest * 12)  # room for the labels
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     ax.grid(axis="x", which="both", alpha=0.3)
 
 
