@@ -94,13 +94,21 @@ def _times(value: float) -> str:
 
 def _draw_speedups(ax: Any, section: Section) -> None:
     points = speedup_points(section)
-    if not points:
-        raise ValueError(f"section {section.key!r} has no rows of ours with a peer to compare with")
+    if not any(v is not None for p in points for v in (p.cold, p.warm)):
+        raise ValueError(f"section {section.key!r} has no row of ours with a measured peer to compare with")
     # the meta path, its ceiling right under it, the closed form last: the same order and colour
     # in both panels
     tools = sorted(dict.fromkeys(p.tool for p in points), key=_tool_rank)
     models = list(dict.fromkeys(p.model for p in points))
     height = 0.8 / len(tools)
+    labelled: set[str] = set()
+
+    def label(name: str) -> str | None:  # each legend entry once, from wherever it first appears
+        if name in labelled:
+            return None
+        labelled.add(name)
+        return name
+
     for i, model in enumerate(models):
         for j, tool in enumerate(tools):
             p = next((q for q in points if q.model == model and q.tool == tool), None)
@@ -108,19 +116,17 @@ def _draw_speedups(ax: Any, section: Section) -> None:
                 continue
             y = i + (j - (len(tools) - 1) / 2) * height
             bound = tool.startswith("bound:")
-            label = (f"{tool} (ceiling of the meta path)" if bound else tool) if i == 0 else None
             if p.cold is not None:
                 ax.barh(y, p.cold, height=height * 0.9, color=_tool_colour(tool), hatch="//" if bound else None,
-                        label=label)
+                        label=label(f"{tool} (ceiling of the meta path)" if bound else tool))
             if p.warm is not None:
-                ax.plot(p.warm, y, "k.", markersize=5, label="warm (later call)" if i == 0 and j == 0 else None)
+                ax.plot(p.warm, y, "k.", markersize=5, label=label("warm (later call)"))
             ends = [v for v in (p.cold, p.warm) if v is not None]
             if ends:
                 text = " / ".join(_times(v) for v in (p.cold, p.warm) if v is not None)
                 ax.text(max(ends) * 1.12, y, text, va="center", fontsize=7)
-        target = points[[q.model for q in points].index(model)].target
-        ax.plot([target, target], [i - 0.45, i + 0.45], color="tab:red", linewidth=2,
-                label="target" if i == 0 else None)
+        target = TARGET_SPEEDUP.get(model, DEFAULT_SPEEDUP)
+        ax.plot([target, target], [i - 0.45, i + 0.45], color="tab:red", linewidth=2, label=label("target"))
     ax.set_xscale("log")
     ax.set_yticks(range(len(models)), models)
     ax.invert_yaxis()

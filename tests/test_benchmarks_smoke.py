@@ -274,8 +274,11 @@ def test_figures_are_written_and_shown_or_their_failure_said(tmp_path: Path, cap
 
     # no rows to draw from: the markdown and stderr say so, the tables are written all the same
     out = tmp_path / "empty"
-    paths = write_results(out, [Section("gradflow", "5. G", ["sweep"], [])], {"date": "d", "packages": {}}, "cmd", {})
+    only_ours = Section("summary", "1. S", ["model", "tool", "e2e s"], [{"model": "vgg16", "tool": "ours (meta)", "e2e s": 0.1}])
+    paths = write_results(out, [only_ours, Section("gradflow", "5. G", ["sweep"], [])], {"date": "d", "packages": {}},
+                          "cmd", {})
     md = paths["md"].read_text()
     assert "_Figure not drawn: ValueError: section 'gradflow' has no sweep rows with a time_" in md
-    assert not (out / GRADFLOW_FIGURE).exists()
+    assert "_Figure not drawn: ValueError: section 'summary' has no row of ours with a measured peer" in md
+    assert not (out / GRADFLOW_FIGURE).exists() and not (out / SPEEDUP_FIGURE).exists()
     assert "the figure of section 'gradflow' was not drawn" in capsys.readouterr().err
