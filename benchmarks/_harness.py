@@ -56,13 +56,36 @@ class Tally:
         return [r for r in self.reps(tool, key) if r.get("ok")]
 
     def error(self, tool: str, key: str) -> str | None:
-        bad = [r for r in self.reps(tool, key) if not r.get("ok")]
-        if not bad or self.ok(tool, key):
+        """What went wrong in any repetition (a median over the good ones alone would hide it)."""
+        reps = self.reps(tool, key)
+        bad = [r for r in reps if not r.get("ok")]
+        if not bad:
             return None
-        return str(bad[0].get("error", "failed")).strip().splitlines()[-1][:200]
+        last = str(bad[0].get("error", "failed")).strip().splitlines()[-1][:200]
+        return last if len(bad) == len(reps) else f"failed in {len(bad)} of {len(reps)} repetitions: {last}"
+
+    def problem(self, tool: str, key: str) -> str | None:
+        """Why ``tool`` has no full set of results for ``key``, or ``None`` when every repetition ran.
+
+        A target that compares with this tool is then not measured: a peer that is missing or
+        failed must not drop out of "the fastest peer" and leave a slower one to beat."""
+        if "error" in self.imports.get(tool, {}):
+            return f"unavailable ({self.imports[tool]['error']})"
+        if not self.reps(tool, key):
+            return "not run"
+        return self.error(tool, key)
 
     def med(self, tool: str, key: str, field_name: str) -> float | None:
         return median(r.get(field_name) for r in self.ok(tool, key))
+
+    def least(self, tool: str, key: str, field_name: str) -> float | None:
+        vals = [float(v) for r in self.ok(tool, key) if (v := r.get(field_name)) is not None]
+        return min(vals) if vals else None
+
+    def by_rep(self, tool: str, key: str, field_name: str) -> dict[int, float]:
+        """``{repetition: value}`` over the good runs (tools take turns within a repetition)."""
+        return {int(r["rep"]): float(r[field_name]) for r in self.ok(tool, key)
+                if r.get(field_name) is not None and r.get("rep") is not None}
 
     def first(self, tool: str, key: str, field_name: str) -> Any:
         """A field that does not change between repetitions (a count), from the first good run."""

@@ -23,9 +23,11 @@ from .report import Section, Target
 TARGET_ALL_S = 90.0
 QUICK_MODELS = ("resnet18", "mobilenet_v2")
 COLUMNS = ["command", "exit", "wall s", "check s", "peak RSS MB", "verdict"]
-# One torch thread, as everywhere else in these benchmarks. The CLI's default is one per core;
-# on this shared 2-core machine two threads under load made `check mobilenet_v2` take 95-155 s
-# in some runs against 6 s with one (OpenMP workers spinning for a core another process holds).
+# One torch thread, as everywhere else in these benchmarks. It is also the CLI's own default;
+# set here so that a CNN_CONFORMANCE_THREADS in the caller's environment cannot change what is
+# measured (on this shared 2-core machine two threads under load made `check mobilenet_v2` take
+# 95-155 s in some runs against 6 s with one: OpenMP workers spinning for a core another
+# process holds).
 ENV = child_env({"CNN_CONFORMANCE_THREADS": "1"})
 
 
@@ -59,21 +61,26 @@ def run(opts: Options) -> Section:
         raw["commands"].append({"argv": res.argv, "returncode": res.returncode, "wall_s": res.wall_s,
                                 "maxrss_mb": res.maxrss_mb, "tail": res.output_tail[-1500:]})
     targets = []
+    all_note: str | None = None
     if not opts.quick:
         opts.log("gate: cnn-conformance check --all")
         res = run_command([sys.executable, "-m", "conformance", "check", "--all"], timeout=max(opts.timeout, 3600),
                           env=ENV)
         times = _check_times(res.output_tail)
+        # the checks run in parallel processes: their own times add up to more than the wall time
         rows.append({"command": "check --all", "exit": res.returncode, "wall s": res.wall_s,
-                     "check s": sum(times.values()) if times else None, "peak RSS MB": res.maxrss_mb,
-                     "verdict": _verdict(res.output_tail)})
+                     "check s": None, "peak RSS MB": res.maxrss_mb, "verdict": _verdict(res.output_tail)})
         raw["commands"].append({"argv": res.argv, "returncode": res.returncode, "wall_s": res.wall_s,
                                 "maxrss_mb": res.maxrss_mb, "per_arch_s": times, "tail": res.output_tail[-1500:]})
-        targets.append(Target(f"check --all under {TARGET_ALL_S:.0f} s", f"{res.wall_s:.0f} s, peak RSS {res.maxrss_mb:.0f} MB",
-                              res.wall_s < TARGET_ALL_S))
+        targets.append(Target(f"check --all under {TARGET_ALL_S:.0f} s, exit 0",
+                              f"{res.wall_s:.0f} s, exit {res.returncode}, peak RSS {res.maxrss_mb:.0f} MB",
+                              res.wall_s < TARGET_ALL_S and res.returncode == 0))
         if times:
             slow = sorted(times.items(), key=lambda kv: -kv[1])[:5]
             raw["slowest"] = slow
+            all_note = (f"check --all: {len(times)} checks in parallel processes, {sum(times.values()):.0f} s of check time "
+                        f"in all within {res.wall_s:.0f} s of wall time; slowest "
+                        + ", ".join(f"{n} {t:.1f} s" for n, t in slow))
     else:
         targets.append(Target(f"check --all under {TARGET_ALL_S:.0f} s", "not run with --quick", None))
     per = [r for r in rows if r["command"] != "check --all" and r["wall s"] is not None]
@@ -86,4 +93,6 @@ def run(opts: Options) -> Section:
         worst = max(per, key=lambda r: r["wall s"])
         notes.append(f"one process per architecture: {len(per)} commands, {total:.0f} s in all; slowest {worst['command']} "
                      f"{worst['wall s']:.0f} s; largest peak RSS {max(r['peak RSS MB'] for r in per):.0f} MB")
+    if all_note:
+        notes.append(all_note)
     return Section("gate", "4a. The gate: cnn-conformance check", COLUMNS, rows, notes, targets, raw=raw)

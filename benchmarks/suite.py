@@ -2,9 +2,10 @@
 
 Both runs are whole processes from the repository root with the project's own pytest
 configuration (and the hypothesis profile of ``CNN_CONFORMANCE_PROFILE``, ``dev`` unless
-set). Memory: ``ru_maxrss`` of pytest (the largest of it and the workers it waited for), and,
-sampled every 0.5 s, every descendant's peak (``VmHWM`` where /proc has it, so the peak is
-exact even between samples): the largest xdist worker. Runs once each (minutes); only with
+set). Memory: ``ru_maxrss`` of pytest (the largest of it and the processes it waited for), and,
+sampled every 0.5 s, every descendant's peak (``VmHWM`` where /proc has it, so a peak between
+two samples is seen at the next one; one reached after a process's last sample is not): the
+worker target is judged on the larger of the two. Runs once each (minutes); only with
 ``--suite`` or ``--only suite``.
 
 Targets: ``pytest -n auto`` under 3 minutes, with no worker above 4 GB RSS.
@@ -23,7 +24,8 @@ from .report import Section, Target
 
 TARGET_S = 180.0
 TARGET_WORKER_MB = 4096.0
-COLUMNS = ["run", "exit", "wall s", "result", "pytest peak RSS MB", "largest worker MB", "workers"]
+COLUMNS = ["run", "exit", "wall s", "result", "pytest peak RSS MB", "largest sampled MB", "largest process MB",
+           "descendants sampled"]
 QUICK_ARGS = ["tests/test_inspect.py", "tests/test_summary.py"]
 DURATIONS = 15  # pytest's slowest-tests list: where the time goes when the target is missed
 
@@ -42,9 +44,13 @@ def _run(label: str, args: list[str], opts: Options) -> tuple[dict[str, Any], di
     opts.log(f"suite: pytest {' '.join(args)}")
     res = run_command([sys.executable, "-m", "pytest", *args], timeout=max(opts.timeout, 7200))
     workers = {k: v for k, v in res.tree_peak_mb.items() if not k.startswith("root ")}
+    sampled = max(workers.values()) if workers else None
+    # ru_maxrss covers every process pytest waited for, its workers included, so a worker's
+    # peak reached after its last sample (just before it exits) still counts
+    largest = max(v for v in (sampled, res.maxrss_mb) if v is not None) if (sampled or res.maxrss_mb) else None
     row = {"run": label, "exit": res.returncode, "wall s": res.wall_s, "result": _result(res.output_tail),
-           "pytest peak RSS MB": res.maxrss_mb, "largest worker MB": max(workers.values()) if workers else None,
-           "workers": len(workers)}
+           "pytest peak RSS MB": res.maxrss_mb, "largest sampled MB": sampled, "largest process MB": largest,
+           "descendants sampled": len(workers)}
     raw = {"argv": res.argv, "returncode": res.returncode, "wall_s": res.wall_s, "maxrss_mb": res.maxrss_mb,
            "peaks_mb": res.tree_peak_mb, "slowest": _durations(res.output_tail), "tail": res.output_tail[-2500:]}
     return row, raw
@@ -56,19 +62,22 @@ def run(opts: Options) -> Section:
     profile = os.environ.get("CNN_CONFORMANCE_PROFILE") or "dev"
     par_row, par_raw = _run(f"pytest -n auto (hypothesis profile {profile})", ["-n", "auto", *common], opts)
     ser_row, ser_raw = _run(f"pytest serial (hypothesis profile {profile})", ["-n", "0", *common], opts)
-    ser_row["workers"] = 0
-    ser_row["largest worker MB"] = None
+    ser_row["descendants sampled"] = None
     scope = f" ({' '.join(extra)} only: --quick)" if extra else ""
     targets = [
         Target(f"suite under pytest -n auto under {TARGET_S / 60:.0f} min{scope}",
                f"{par_row['wall s']:.0f} s ({par_row['result']}); serial {ser_row['wall s']:.0f} s",
                par_row["wall s"] < TARGET_S and par_row["exit"] == 0),
         Target(f"no xdist worker above {TARGET_WORKER_MB / 1024:.0f} GB RSS{scope}",
-               f"largest worker {par_row['largest worker MB']:.0f} MB" if par_row["largest worker MB"] else "no worker seen",
-               None if par_row["largest worker MB"] is None else par_row["largest worker MB"] <= TARGET_WORKER_MB),
+               (f"largest process of the run {par_row['largest process MB']:.0f} MiB (largest sampled descendant "
+                f"{par_row['largest sampled MB'] or 0:.0f} MiB)") if par_row["largest process MB"] else "no process measured",
+               None if par_row["largest process MB"] is None else par_row["largest process MB"] <= TARGET_WORKER_MB),
     ]
-    notes = ["whole processes from the repository root; peak RSS per worker from /proc VmHWM, sampled every 0.5 s; "
-             "the serial run is `pytest -n 0` (xdist off, one process).",
+    notes = ["whole processes from the repository root; peak RSS per descendant (xdist workers and the subprocesses "
+             "that tests start) from /proc VmHWM, sampled every 0.5 s; largest process = the larger of that and pytest's "
+             "ru_maxrss, which covers every process it waited for (a worker's peak after its last sample included); "
+             "the worker target is judged on it. MB here are MiB; the 4 GB target is 4096 MiB. "
+             "The serial run is `pytest -n 0` (xdist off, one process).",
              "heap: under -n auto, tests/conftest.py (conformance/heap.py) starts the xdist workers with glibc keeping freed large blocks "
              "in the heap (when the machine has 6 GiB of RAM per worker; CNN_CONFORMANCE_HEAP=default turns it off); "
              "the serial run keeps glibc's defaults, so the two times differ by that as well as by the parallelism."]

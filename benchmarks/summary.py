@@ -55,7 +55,9 @@ def prepare(tool: str) -> None:
     import torch
 
     torch.set_num_threads(1)
-    import cnn_models  # noqa: F401 - fills the registry
+    import cnn_models
+
+    cnn_models.list_models()  # the registry's first lookup scans for plugins: done here, for every tool
 
     if tool in (OURS, CLOSED):
         import conformance.formulas  # noqa: F401
@@ -153,7 +155,7 @@ def run(opts: Options) -> Section:
         ours_sha = tally.first(OURS, r["model"], "text_sha")
         ts_sha = tally.first("torchsummary", r["model"], "text_sha")
         r["same text as torchsummary"] = (
-            None if r["tool"] in ("torchinfo", CLOSED, BOUND) or ours_sha is None or ts_sha is None
+            None if r["tool"] in ("torchsummary", "torchinfo", CLOSED, BOUND) or ours_sha is None or ts_sha is None
             else tally.first(r["tool"], r["model"], "text_sha") == ts_sha)
     section = Section(
         "summary", "1. Per-layer summary at 3x224x224 (batch 2)", COLUMNS, rows,

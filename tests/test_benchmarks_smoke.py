@@ -74,7 +74,7 @@ def test_speed_targets_hold_miss_and_name_the_bound_of_a_miss() -> None:
                         memory=False, bound="bound: part")
     assert [t.holds for t in got] == [False] * 4
     assert got[0].name == "summary vgg16 (cold): >= 20x faster end to end than the fastest CPU peer"
-    assert got[0].measured == ("8.0x vs fast peer (0.050 s vs 0.400 s); part takes 0.025 s, "
+    assert got[0].measured == ("8.0x vs fast peer (0.050 s vs 0.400 s); part takes 0.025 s at its fastest, "
                                "so ours could be at most 16.0x faster even if the rest cost nothing")
     # a target that holds says nothing about the bound
     fast = _tally({"ours": 0.01, "bound: part": 0.005, "fast peer": 0.4})
@@ -84,6 +84,61 @@ def test_speed_targets_hold_miss_and_name_the_bound_of_a_miss() -> None:
     noisy = _tally({"ours": 0.05, "bound: part": 0.06, "fast peer": 0.4})
     missed = speed_targets(noisy, ("mobilenet_v2",), "ours", ("fast peer",), "summary", memory=False, bound="bound: part")
     assert [t.holds for t in missed] == [False, False] and "part" not in missed[0].measured
+
+
+def _reps(tally: Tally, tool: str, model: str, times: list[float | None]) -> None:
+    """Repetitions of ``tool`` on ``model``; None is a failed one."""
+    tally.runs[(tool, model)] = [
+        {"ok": True, "rep": i, "total_s": t, "warm_total_s": t, "added_mb": 0.5} if t is not None
+        else {"ok": False, "rep": i, "error": "Traceback ...\nRuntimeError: boom"}
+        for i, t in enumerate(times)]
+
+
+def test_a_failed_or_missing_peer_makes_a_target_not_measured() -> None:
+    # the fast peer failed: judged against the slow one alone, ours would "hold" at 12x
+    tally = Tally()
+    _reps(tally, "ours", "resnet50", [0.1, 0.1, 0.1])
+    _reps(tally, "slow peer", "resnet50", [1.2, 1.2, 1.2])
+    _reps(tally, "fast peer", "resnet50", [None, None, None])
+    got = speed_targets(tally, ("resnet50",), "ours", ("slow peer", "fast peer"), "summary", memory=False)
+    assert [t.holds for t in got] == [None, None]
+    assert got[0].measured == "not measured: fast peer: RuntimeError: boom"
+    # one failed repetition out of three is not hidden behind the median of the other two
+    _reps(tally, "fast peer", "resnet50", [0.5, None, 0.5])
+    assert tally.error("fast peer", "resnet50") == "failed in 1 of 3 repetitions: RuntimeError: boom"
+    assert speed_targets(tally, ("resnet50",), "ours", ("slow peer", "fast peer"), "s", memory=False)[0].holds is None
+    # a peer that could not even be imported has no rows at all
+    tally.imports["gone peer"] = {"error": "ModuleNotFoundError: No module named 'gone'"}
+    _reps(tally, "fast peer", "resnet50", [0.5, 0.5, 0.5])
+    got = speed_targets(tally, ("resnet50",), "ours", ("slow peer", "fast peer", "gone peer"), "s", memory=False)
+    assert got[0].holds is None and "gone peer: unavailable (ModuleNotFoundError" in got[0].measured
+
+
+def test_speed_targets_say_how_each_repetition_went_and_cap_by_the_fastest_bound() -> None:
+    tally = Tally()
+    _reps(tally, "ours", "googlenet", [0.02, 0.02, 0.02])
+    _reps(tally, "peer a", "googlenet", [0.194, 0.25, 0.21])  # repetition 0: 9.7x; 1: 12.5x; 2: 10.5x
+    _reps(tally, "peer b", "googlenet", [0.3, 0.22, 0.3])  # repetition 1: 11.0x against b, the faster there
+    _reps(tally, "bound: build", "googlenet", [0.015, 0.012, 0.016])
+    cold = speed_targets(tally, ("googlenet",), "ours", ("peer a", "peer b"), "s", memory=False, bound="bound: build")[0]
+    # medians: ours 0.02 s, peer a 0.21 s (10.5x) -> holds; repetitions 9.7, 11.0, 10.5
+    assert cold.holds is True
+    assert cold.measured == "10.5x vs peer a (0.020 s vs 0.210 s); by repetition 9.7-11.0x, 2 of 3 at 10x or more"
+    _reps(tally, "ours", "googlenet", [0.03, 0.03, 0.03])
+    missed = speed_targets(tally, ("googlenet",), "ours", ("peer a", "peer b"), "s", memory=False, bound="bound: build")[0]
+    # the cap uses the build's fastest repetition (0.012 s), not its median (0.015 s)
+    assert missed.holds is False and "build takes 0.012 s at its fastest, so ours could be at most 17.5x" in missed.measured
+
+
+def test_the_memory_target_is_judged_on_the_first_call_only() -> None:
+    tally = Tally()
+    _reps(tally, "ours", "vgg16", [0.01, 0.01])  # 0.5 MB added, under the 1 MB floor
+    _reps(tally, "peer", "vgg16", [1.0, 1.0])
+    for run in tally.runs[("peer", "vgg16")]:
+        run["added_mb"] = 600.0
+    got = [t for t in speed_targets(tally, ("vgg16",), "ours", ("peer",), "s", memory=True) if "memory" in t.name]
+    assert len(got) == 1 and "(first call)" in got[0].name and got[0].holds is True
+    assert got[0].measured == "600.0x vs peer (0.5 MB vs 600 MB) (ours under 1 MB, counted as 1)"
 
 
 def test_timing_rows_compare_ours_with_peers_only() -> None:
