@@ -180,6 +180,8 @@ class ArchSpec:
             out.append(f"field 'name': {self.name!r} is not a lowercase identifier")
         if not callable(self.builder):
             out.append(f"field 'builder': {self.builder!r} is not callable")
+        if not isinstance(self.config, Mapping) or not all(isinstance(k, str) for k in self.config):
+            out.append(f"field 'config': {self.config!r} is not a mapping of str keys (the closed form's inputs)")
         if self.torchvision is not None and not isinstance(self.torchvision, str):
             out.append("field 'torchvision': must be a torchvision builder name or None")
         size = self.input_size

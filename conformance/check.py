@@ -17,7 +17,7 @@ Cheap checks (meta device) run first; numerics run at a small input size.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -28,7 +28,7 @@ from cnn_models import ArchSpec
 from .compare import numerics_checks, state_dict_diff
 from .errors import UsageError
 from .init_check import init_failures
-from .inspect import ForwardError, LayerRow, build_on_meta, layer_table
+from .inspect import ForwardError, LayerRow, build_on_meta, layer_table, meta_build_hint
 from .loading import build_candidate
 from .report import CheckResult, Report
 
@@ -79,6 +79,34 @@ def _structural_rows(rows: list[LayerRow]) -> list[LayerRow]:
     implementations (torchvision reuses one ``relu``, timm has ``act1``/``act2``).
     """
     return [r for r in rows if r.is_leaf and (r.params > 0 or "Pool" in r.kind)]
+
+
+def _as_spec(spec: ArchSpec | str | None) -> ArchSpec | None:
+    """A registered spec given by name is looked up; anything but a spec, a name or None is refused."""
+    if spec is None or isinstance(spec, ArchSpec):
+        return spec
+    if isinstance(spec, str):
+        import cnn_models
+
+        try:
+            return cnn_models.get_spec(spec)
+        except KeyError as exc:
+            raise UsageError(f"spec={spec!r}: {exc.args[0] if exc.args else 'not registered'}") from None
+    raise UsageError(f"spec must be an ArchSpec, a registered name or None, got {type(spec).__name__}")
+
+
+def _closed_form_failure(spec: ArchSpec, exc: Exception) -> str:
+    """Why the spec's closed form could not be computed, naming the family's formula module,
+    the spec and what in its config was wrong."""
+    from .formulas import formula_module
+
+    where = f"{formula_module(spec.family)} on spec {spec.name}'s config"
+    config = dict(spec.config) if isinstance(spec.config, Mapping) else spec.config
+    if isinstance(exc, KeyError) and isinstance(config, dict):
+        return f"{where}: the config has no key {exc.args[0]!r}, which the formula reads (config keys: {sorted(config)})"
+    if isinstance(exc, LookupError) and "formula" in str(exc):
+        return str(exc)
+    return f"{where} {config!r} raised {type(exc).__name__}: {exc}"
 
 
 def _guard(name: str, fn: Callable[[], CheckResult]) -> CheckResult:
@@ -248,7 +276,7 @@ def check(
     candidate: Factory,
     *,
     reference: Factory | None = None,
-    spec: ArchSpec | None = None,
+    spec: ArchSpec | str | None = None,
     candidate_label: str = "candidate",
     reference_label: str | None = None,
     input_size: tuple[int, int, int] | None = None,
@@ -264,6 +292,7 @@ def check(
     ``numerics_factories`` replaces (candidate, reference) for the numerical checks only
     (a spec's ``numerics_kwargs``).
     """
+    spec = _as_spec(spec)
     if reference is None and spec is None:
         raise UsageError("check needs a reference (torchvision:NAME) or a spec (--spec NAME), or both")
     tv_name = tv_name or (spec.torchvision if spec is not None else None)
@@ -272,12 +301,23 @@ def check(
     size = input_size or (spec.input_size if spec is not None else (3, 224, 224))
     small = spec.small_input_size if spec is not None else (size[0], min(size[1], 64), min(size[2], 64))
 
+    if isinstance(candidate, nn.Module) or isinstance(reference, nn.Module):
+        which = "candidate" if isinstance(candidate, nn.Module) else "reference"
+        raise UsageError(f"the {which} is an nn.Module instance; pass a zero-argument factory that builds it "
+                         f"(the class itself, or a function returning a new model): the gate builds it several "
+                         f"times, on meta and on the CPU")
     try:
         cand_meta = build_on_meta(lambda: build_candidate(candidate, candidate_label))
     except UsageError as exc:
-        report.error = str(exc)
+        report.error = str(exc) + meta_build_hint(exc)
         return report
-    ref_meta = build_on_meta(reference) if reference is not None else None
+    ref_meta = None
+    if reference is not None:
+        try:
+            ref_meta = build_on_meta(lambda: build_candidate(reference, f"reference {label}"))
+        except UsageError as exc:
+            report.error = str(exc) + meta_build_hint(exc)
+            return report
     tv_meta = torchvision_meta(tv_name) if tv_name else None
 
     plan = None
@@ -286,8 +326,12 @@ def check(
 
         try:
             plan = spec_plan(spec, size)
-        except LookupError as exc:
-            report.checks.append(CheckResult("closed_form", "fail", str(exc), [str(exc)]))
+        except LookupError as exc:  # no formula module for the family, or a config key it needs is missing
+            why = _closed_form_failure(spec, exc)
+            report.checks.append(CheckResult("closed_form", "fail", why, [why]))
+        except Exception as exc:  # the formula could not read the config: name it and go on with the rest
+            why = _closed_form_failure(spec, exc)
+            report.checks.append(CheckResult("closed_form", "fail", why, [why]))
 
     checks = report.checks
     checks.append(_guard("params", lambda: _check_params(cand_meta, spec, ref_meta, tv_meta, plan.params if plan else None)))
@@ -344,23 +388,36 @@ def check(
 
 
 def check_builtin(name: str, numerics: bool = True) -> Report:
-    """Check a registered architecture against its spec and its torchvision counterpart."""
+    """Check a registered architecture against its spec and its torchvision counterpart.
+
+    A spec whose torchvision counterpart cannot be resolved gives a report with that error
+    (naming the spec's field), not an exception: a run over many architectures goes on."""
     import cnn_models
 
     spec = cnn_models.get_spec(name)
     reference = None
-    if spec.torchvision:
-        reference = resolve_reference(f"torchvision:{spec.torchvision}", num_classes=spec.num_classes, **spec.torchvision_kwargs)
+    num_reference = None
+    try:
+        if spec.torchvision:
+            reference = resolve_reference(f"torchvision:{spec.torchvision}", num_classes=spec.num_classes,
+                                          **spec.torchvision_kwargs)
+        num_reference = reference
+        if spec.numerics_kwargs and reference is not None:
+            num_reference = resolve_reference(
+                f"torchvision:{spec.torchvision}", num_classes=spec.num_classes,
+                **{**spec.torchvision_kwargs, **spec.numerics_kwargs},
+            )
+    except UsageError as exc:
+        report = Report(name, f"spec {name} + torchvision:{spec.torchvision}")
+        report.error = (f"spec {name} ({spec.builder.__module__}): its torchvision={spec.torchvision!r} "
+                        f"(with torchvision_kwargs={dict(spec.torchvision_kwargs)!r}) does not resolve: "
+                        f"{str(exc).split(': ', 1)[-1]}")
+        return report
     candidate: Factory = spec.build
-    num_candidate, num_reference = candidate, reference
+    num_candidate = candidate
     if spec.numerics_kwargs and reference is not None:
         def num_candidate() -> nn.Module:
             return spec.build(**spec.numerics_kwargs)
-
-        num_reference = resolve_reference(
-            f"torchvision:{spec.torchvision}", num_classes=spec.num_classes,
-            **{**spec.torchvision_kwargs, **spec.numerics_kwargs},
-        )
     zero = None
     if spec.zero_init_residual_bns:
         def zero() -> nn.Module:
@@ -374,7 +431,7 @@ def check_builtin(name: str, numerics: bool = True) -> Report:
 
 
 def check_candidate(
-    factory: Factory, label: str, *, reference: str | None = None, spec: ArchSpec | None = None
+    factory: Factory, label: str, *, reference: str | None = None, spec: ArchSpec | str | None = None
 ) -> Report:
     """Check a contributor's factory against ``torchvision:NAME`` and/or a registered spec.
 
@@ -382,6 +439,7 @@ def check_candidate(
     when torchvision has it, and otherwise our reference implementation of that spec
     (itself checked against the paper's numbers and the closed forms).
     """
+    spec = _as_spec(spec)
     if reference is None and spec is None:
         raise UsageError("a candidate needs a reference (torchvision:NAME) and/or a spec")
     tv_name = reference.partition(":")[2] if reference else (spec.torchvision if spec else None)

@@ -78,7 +78,7 @@ EXACT = 0.0
 CLOSED_FORM = "closed form"
 FLOP_COUNTER = "FlopCounterMode"
 TORCHVISION = "torchvision _ops"
-PAPER = "paper"
+SPEC_EXPECTED = "spec"  # the spec's expected["macs"]: its source says which (a paper table, torchvision's meta)
 
 InputSize = tuple[int, ...]
 
@@ -352,7 +352,7 @@ class KindCount:
 
 @dataclass(frozen=True)
 class Oracle:
-    name: str  # CLOSED_FORM, FLOP_COUNTER, TORCHVISION or PAPER
+    name: str  # CLOSED_FORM, FLOP_COUNTER, TORCHVISION or SPEC_EXPECTED
     source: str  # where the number comes from, in words
     input_size: InputSize | None
     macs: int | None  # total per sample; None when the oracle is unavailable
@@ -538,9 +538,11 @@ def flops_report(
                 assert closed_at.macs is not None
                 agreements.append(Agreement("total MACs", TORCHVISION, CLOSED_FORM, at, tv.macs, closed_at.macs, TV_OPS_ABS_TOL))
 
-        paper = spec.expected.get("macs")
-        if paper is not None:
-            at = tuple(paper.input_size) if paper.input_size else tuple(spec.input_size)
-            oracles.append(Oracle(PAPER, paper.source, at, int(paper.value), note=f"tolerance {paper.abs_tol:,.0f} MACs"))
-            agreements.append(Agreement("total MACs", PAPER, FLOP_COUNTER, at, int(paper.value), measure(at).macs, paper.abs_tol))
+        expected = spec.expected.get("macs")
+        if expected is not None:
+            at = tuple(expected.input_size) if expected.input_size else tuple(spec.input_size)
+            oracles.append(Oracle(SPEC_EXPECTED, expected.source, at, int(expected.value),
+                                  note=f"tolerance {expected.abs_tol:,.0f} MACs"))
+            agreements.append(Agreement("total MACs", SPEC_EXPECTED, FLOP_COUNTER, at, int(expected.value), measure(at).macs,
+                                        expected.abs_tol))
     return FlopsReport(label, size, tuple(oracles), tuple(agreements))

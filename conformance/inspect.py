@@ -37,6 +37,7 @@ __all__ = [
     "LayerRow",
     "build_on_meta",
     "layer_table",
+    "meta_build_hint",
     "meta_inputs",
     "meta_module",
     "meta_pass",
@@ -158,6 +159,21 @@ def build_on_meta(factory: Callable[[], nn.Module]) -> nn.Module:
     if not _is_meta(model):
         model = model.to("meta")  # only what the factory pinned elsewhere; nothing real to lose
     return model
+
+
+def meta_build_hint(exc: BaseException) -> str:
+    """What to do when building on meta failed because the factory read a tensor's value
+    (``.item()``, ``.tolist()``, ``float(t)``): "" for any other failure."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if "meta" in str(e).lower() and isinstance(e, (RuntimeError, NotImplementedError)):
+            return ("; the model is built on the meta device first (shapes, parameters and MACs without "
+                    "allocating weights), where a tensor has no values: compute values the builder needs, "
+                    "such as a drop-path schedule, from Python numbers instead of .item() / .tolist() of a tensor")
+        e = e.__cause__ or e.__context__
+    return ""
 
 
 def to_meta(model: nn.Module) -> nn.Module:

@@ -5,8 +5,12 @@ the file, the module, the layer). Covered here, by kind:
 
 * registry: not a spec, malformed spec, several problems at once, duplicate name, unknown name;
 * the gate on a registered architecture: a builder that raises, returns a non-module, ignores
-  ``num_classes`` (wrong class count), produces NaN; a family without a closed form;
-* the command line: a candidate factory that raises or returns a non-module;
+  ``num_classes`` (wrong class count), produces NaN, reads a tensor's value while building; a
+  family without a closed form, a formula that cannot read the spec's config, a config that is
+  not a mapping, an unknown torchvision name; a gate that raises (the run goes on);
+* the API: a module instance instead of a factory, a spec by an unknown name;
+* the command line: a candidate factory that raises or returns a non-module; a --json path
+  that cannot be written;
 * checkpoints: untrusted pickle (no code runs), corrupted, truncated, empty, disguised as
   safetensors, not a state_dict, keys or shapes that do not fit (nothing loaded);
 * the library reads checkpoints only through ``conformance.loading.load_checkpoint``.
@@ -19,6 +23,7 @@ references (tests/test_cli.py); bad factory targets (tests/test_loading.py).
 from __future__ import annotations
 
 import ast
+import json
 import pickle
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -207,6 +212,128 @@ def test_formula_module_with_a_missing_dependency_is_not_disguised(tmp_path: Pat
     with pytest.raises(ModuleNotFoundError) as info:
         plan_for("pkg_needs_xyz.formula", {}, (3, 8, 8))
     assert info.value.name == "no_such_dependency_xyz"
+
+
+@pytest.fixture
+def registered_spec() -> Iterator[Callable[..., str]]:
+    """Register a throwaway variant of TINY with any fields replaced; unregistered afterwards."""
+    names: list[str] = []
+
+    def add(name: str, **fields: object) -> str:
+        register_model(TINY.replace(name=name, **fields))
+        names.append(name)
+        return name
+
+    yield add
+    for name in names:
+        unregister_model(name)
+
+
+BAD_FORMULA = """
+def plan(config, input_size):
+    return int(config["width"])  # a formula that reads its config
+"""
+
+
+@pytest.fixture
+def bad_formula_family(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    (tmp_path / "pkg_reads_width").mkdir()
+    (tmp_path / "pkg_reads_width" / "__init__.py").write_text("")
+    (tmp_path / "pkg_reads_width" / "formula.py").write_text(BAD_FORMULA)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "pkg_reads_width.formula"
+
+
+def test_a_formula_that_cannot_read_the_config_fails_closed_form_and_the_gate_goes_on(
+    registered_spec: Callable[..., str], bad_formula_family: str
+) -> None:
+    report = check_builtin(registered_spec("tiny_cfg_type", family=bad_formula_family, config={"width": "eight"}))
+    assert report.error is None
+    assert ("closed_form: pkg_reads_width.formula on spec tiny_cfg_type's config {'width': 'eight'} raised ValueError: "
+            "invalid literal for int() with base 10: 'eight'") in report.failures
+    assert {"params", "output_shape", "finite_grads"} <= {c.name for c in report.checks}  # the other checks ran
+
+    report = check_builtin(registered_spec("tiny_cfg_key", family=bad_formula_family, config={"depth": 3}))
+    assert ("closed_form: pkg_reads_width.formula on spec tiny_cfg_key's config: the config has no key 'width', "
+            "which the formula reads (config keys: ['depth'])") in report.failures
+
+
+def test_a_config_that_is_not_a_mapping_is_refused_at_registration() -> None:
+    assert _spec_error(TINY.replace(name="tiny_cfg_none", config=None)) == (
+        "spec 'tiny_cfg_none' is incomplete: field 'config': None is not a mapping of str keys (the closed form's inputs)")
+
+
+def test_an_unknown_torchvision_name_is_that_spec_s_error_and_the_run_goes_on(
+    registered_spec: Callable[..., str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = registered_spec("tiny_tv_unknown", torchvision="no_such_net_xyz")
+    report = check_builtin(bad)
+    assert report.error == (
+        f"spec tiny_tv_unknown ({_nan_net.__module__}): its torchvision='no_such_net_xyz' (with torchvision_kwargs={{}}) "
+        "does not resolve: torchvision has no model 'no_such_net_xyz'")
+    nan = registered_spec("tiny_nan_too")
+    out_json = tmp_path / "r.json"
+    assert main(["check", bad, nan, "--jobs", "1", "--json", str(out_json)]) == 2
+    out, err = capsys.readouterr()
+    assert "[1/2] tiny_tv_unknown ... ERROR" in err and "[2/2] tiny_nan_too ... FAIL" in err
+    written = json.loads(out_json.read_text())
+    assert [r["candidate"] for r in written] == ["tiny_tv_unknown", "tiny_nan_too"]
+    assert written[0]["error"] == report.error and written[1]["error"] is None
+
+
+def test_whatever_a_gate_raises_is_that_architecture_s_error(
+    registered_spec: Callable[..., str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import conformance.check
+
+    def broken(name: str, numerics: bool = True) -> object:
+        if name == "tiny_gate_raises":
+            raise ZeroDivisionError("an engine bug")
+        return real(name, numerics)
+
+    real = conformance.check.check_builtin
+    monkeypatch.setattr(conformance.check, "check_builtin", broken)
+    a, b = registered_spec("tiny_gate_raises"), registered_spec("tiny_gate_fine")
+    assert main(["check", a, b, "--jobs", "1"]) == 2
+    out, err = capsys.readouterr()
+    assert "tiny_gate_raises: the gate raised ZeroDivisionError: an engine bug (at " in out
+    assert "test_bad_inputs.py:" in out.split("an engine bug (at ")[1]
+    assert "[2/2] tiny_gate_fine ... FAIL" in err  # checked all the same (it outputs NaN)
+
+
+def test_an_unwritable_json_path_is_refused_before_any_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no_such_dir" / "r.json"
+    assert main(["check", "cifar_resnet20", "--json", str(missing)]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip() == f"cnn-conformance check: error: --json {str(missing)!r}: folder {str(missing.parent)!r} does not exist"
+    assert "[1/1]" not in err  # nothing was checked
+
+
+def test_a_module_instance_or_a_spec_name_given_to_the_api() -> None:
+    from conformance.check import check_candidate
+    from conformance.errors import UsageError
+
+    with pytest.raises(UsageError) as info:
+        check_candidate(_Tiny(), "instance", spec=TINY)  # type: ignore[arg-type]
+    assert str(info.value).startswith("the candidate is an nn.Module instance; pass a zero-argument factory")
+    with pytest.raises(UsageError) as info:
+        check_candidate(_Tiny, "by name", spec="no_such_spec_xyz")
+    assert str(info.value).startswith("spec='no_such_spec_xyz': unknown architecture 'no_such_spec_xyz'")
+
+
+def _reads_a_value(*, num_classes: int = 3) -> nn.Module:
+    """Reads a tensor's value while building (a drop-path schedule)."""
+    rates = [r.item() for r in torch.linspace(0, 0.1, 3)]
+    model = _Tiny(num_classes)
+    model.rates = rates  # type: ignore[assignment]
+    return model
+
+
+def test_a_builder_that_reads_tensor_values_is_told_why_meta_fails(registered_spec: Callable[..., str]) -> None:
+    report = check_builtin(registered_spec("tiny_item", builder=_reads_a_value))
+    assert report.error is not None
+    assert report.error.startswith("tiny_item: factory raised RuntimeError: Tensor.item() cannot be called on meta tensors")
+    assert report.error.endswith("from Python numbers instead of .item() / .tolist() of a tensor")
 
 
 # --- the command line ------------------------------------------------------------------------------

@@ -82,17 +82,32 @@ def _reports(args: argparse.Namespace) -> list[Report]:
         for i, name in enumerate(names, 1):
             print(f"[{i}/{len(names)}] {name} ...", end="", file=sys.stderr, flush=True)
             rep, seconds = _check_one(name)
-            print(f" {'ok' if rep.passed else 'FAIL'} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+            print(f" {_status(rep)} ({seconds:.1f} s)", file=sys.stderr, flush=True)
             reports.append(rep)
         return reports
     return _check_parallel(names, jobs)
 
 
+def _status(rep: Report) -> str:
+    return "ERROR" if rep.error else ("ok" if rep.passed else "FAIL")
+
+
 def _check_one(name: str) -> tuple[Report, float]:
+    """One architecture's gate; whatever it raises becomes that report's error, naming where
+    it was raised, so that a run over many architectures reports all the others."""
+    import traceback
+
     from ..check import check_builtin
 
     start = time.perf_counter()
-    return check_builtin(name), time.perf_counter() - start
+    try:
+        rep = check_builtin(name)
+    except Exception as exc:  # noqa: BLE001 - reported below, with the frame that raised it
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        first = (str(exc).strip().splitlines() or [""])[0]
+        rep = Report(name, f"spec {name}")
+        rep.error = f"{name}: the gate raised {type(exc).__name__}: {first} (at {frame.filename}:{frame.lineno})"
+    return rep, time.perf_counter() - start
 
 
 def _expected_cost(name: str) -> float:
@@ -129,10 +144,13 @@ def _check_parallel(names: list[str], jobs: int) -> list[Report]:
             futures = {pool.submit(_check_one, name): name for name in sorted(names, key=_expected_cost, reverse=True)}
         for future in as_completed(futures):
             name = futures[future]
-            rep, seconds = future.result()
+            try:
+                rep, seconds = future.result()
+            except Exception as exc:  # noqa: BLE001 - the process itself failed (killed, unpicklable result)
+                rep, seconds = Report(name, f"spec {name}"), float("nan")
+                rep.error = f"{name}: its check process failed: {type(exc).__name__}: {exc}"
             done[name] = rep
-            status = "ok" if rep.passed else "FAIL"
-            print(f"[{len(done)}/{len(names)}] {name} ... {status} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+            print(f"[{len(done)}/{len(names)}] {name} ... {_status(rep)} ({seconds:.1f} s)", file=sys.stderr, flush=True)
     return [done[name] for name in names]
 
 
@@ -142,7 +160,20 @@ def _plugin_errors() -> list[str]:
     return cnn_models.plugin_errors()
 
 
+def _writable(path: str) -> None:
+    """Refuse a --json path that cannot be written before any check runs (minutes, with --all)."""
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise UsageError(f"--json {path!r} is a directory; give a file path")
+    if not os.path.isdir(parent):
+        raise UsageError(f"--json {path!r}: folder {parent!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"--json {path!r}: folder {parent!r} is not writable")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        _writable(args.json)
     reports = _reports(args)
     if len(reports) > 1:
         width = max(len(r.candidate) for r in reports)
@@ -157,8 +188,12 @@ def run(args: argparse.Namespace) -> int:
     n_bad = sum(not r.passed for r in reports)
     print(f"{len(reports) - n_bad}/{len(reports)} conformant")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump([r.to_dict() for r in reports], fh, indent=2, default=str)
+        try:
+            with open(args.json, "w") as fh:
+                json.dump([r.to_dict() for r in reports], fh, indent=2, default=str)
+        except OSError as exc:
+            print(f"cnn-conformance check: error: could not write --json {args.json!r}: {exc}", file=sys.stderr)
+            return 2
     if any(r.error for r in reports):
         print(f"cnn-conformance: error: {next(r.error for r in reports if r.error)}", file=sys.stderr)
         return 2
