@@ -1,12 +1,12 @@
-"""Measured gradient flow of the experiment nets against SPEC section 5's predictions.
+"""Measured gradient flow of the experiment nets against the theory's predictions (conformance/gradflow/theory.py).
 
-Every expected value is a closed form written out here from its source (SPEC 5 / research
-note P1-P12): He et al. 2015 (n Var[w] / 2 per layer), De & Smith 2020 (q_0 + l), the
+Every expected value is a closed form written out here from its source (the laws P1-P12 of
+conformance/gradflow/theory.py and their papers): He et al. 2015 (n Var[w] / 2 per layer), De & Smith 2020 (q_0 + l), the
 kappa = pi/(pi-1) laws (P8, P9), Hanin 2018 (finite-width drift <= 5/(2C) per layer, P5),
 the float32 range. Nets are float64, seeded (seeds 0..4), 8x8 maps, circular padding.
 
-Tolerances: the SPEC's trial tolerances where they are stated for these conditions. Where a
-test sweeps depth/width with hypothesis, the band is the SPEC tolerance widened downwards to
+Tolerances: the trial tolerances where they are stated for these conditions. Where a
+test sweeps depth/width with hypothesis, the band is the trial tolerance widened downwards to
 the P5 drift bound, plus t * SE of the seeds (Student t, 4 dof): at C = 32 the drift is
 about -0.07 forward / -0.02 backward per layer over 40 seeds, so a 5-seed mean misses the
 symmetric +-0.062 / 0.013 at depths >= 16 (it holds at the fixed depth 12 below). The whole
@@ -45,12 +45,12 @@ T975_4 = 2.776  # Student t, 97.5%, 4 degrees of freedom (5 seeds)
 
 @pytest.mark.parametrize("init", ["he_fan_in", "xavier", "naive", "torch_default"])
 def test_plain_relu_slopes_within_spec_tolerance(init: str) -> None:
-    """SPEC 5 as stated: C = 32, 5 seeds: forward within 0.062, backward within 0.013."""
+    """The trial tolerance as stated: C = 32, 5 seeds: forward within 0.062, backward within 0.013."""
     res = run_setting(Setting(depth=12, width=32, init=init, batch=16), seeds=5)
     expected = spec_plain_slope(init, 32)
     fwd, bwd = res.slope_forward[0], res.slope_backward[0]
-    assert abs(fwd - expected) <= 0.062, f"{init}: forward slope {fwd:.4f}, SPEC {expected:.4f}"
-    assert abs(bwd - expected) <= 0.013, f"{init}: backward slope {bwd:.4f}, SPEC {expected:.4f}"
+    assert abs(fwd - expected) <= 0.062, f"{init}: forward slope {fwd:.4f}, theory {expected:.4f}"
+    assert abs(bwd - expected) <= 0.013, f"{init}: backward slope {bwd:.4f}, theory {expected:.4f}"
 
 
 @settings(max_examples=6)
@@ -62,7 +62,7 @@ def test_plain_relu_slopes_within_spec_tolerance(init: str) -> None:
 def test_plain_relu_slopes_property(depth: int, width: int, init: str) -> None:
     res = run_setting(Setting(depth=depth, width=width, init=init, batch=16), seeds=5)
     expected = spec_plain_slope(init, width)
-    tol_f, tol_b = (0.062, 0.013) if width >= 32 else (0.159, 0.030)  # SPEC 5 (C=16 row)
+    tol_f, tol_b = (0.062, 0.013) if width >= 32 else (0.159, 0.030)  # trial tolerances (C=16 row)
     drift = 5 / (2 * width)  # P5: the mean of the log drifts down by up to 5/(2C) per layer
     for name, (mean, se), tol in (
         ("forward", res.slope_forward, tol_f),
@@ -70,7 +70,7 @@ def test_plain_relu_slopes_property(depth: int, width: int, init: str) -> None:
     ):
         err = mean - expected
         assert -(max(tol, drift) + T975_4 * se) <= err <= tol + T975_4 * se, (
-            f"{name} slope {mean:.4f} vs SPEC {expected:.4f} (depth {depth}, C {width}, "
+            f"{name} slope {mean:.4f} vs theory {expected:.4f} (depth {depth}, C {width}, "
             f"{init}): error {err:+.4f}, SE {se:.4f}"
         )
 

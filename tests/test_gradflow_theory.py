@@ -1,6 +1,6 @@
 """Theory module against closed forms written out here from their sources (no nets run).
 
-Sources: SPEC section 5 and the research note (P1-P3, P7-P9): He et al. 2015 Eqs. (10)/(14),
+Sources: the laws P1-P3, P7-P9 of conformance/gradflow/theory.py: He et al. 2015 Eqs. (10)/(14),
 Glorot & Bengio 2010, PyTorch's documented default conv init (U(-1/sqrt(fan_in), ..)),
 De & Smith 2020 (q_0 + l), the kappa = pi/(pi-1) derivation.
 """

@@ -36,7 +36,7 @@ def test_list_models_is_sorted_and_nonempty() -> None:
     names = cnn_models.list_models()
     assert names == sorted(names)
     assert len(names) == len(set(names))
-    # SPEC section 2: the families every installation must have
+    # the families every installation must have
     for required in ("vgg16", "vgg16_bn", "googlenet", "resnet50", "resnext50_32x4d", "wide_resnet50_2",
                      "mobilenet_v1", "mobilenet_v2", "cifar_resnet20", "cifar_plain20"):
         assert required in names, f"{required!r} is not registered; registered: {names}"

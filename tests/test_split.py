@@ -1,4 +1,4 @@
-"""Splitting the suite across CI runners with pytest-split (SPEC §7): the groups partition it.
+"""Splitting the suite across CI runners with pytest-split: the groups partition it.
 
 Each runner runs ``pytest --splits N --group i`` with the same ``.test_durations`` file
 (written by ``pytest --store-durations``) and the same ``--randomly-seed``. These tests run

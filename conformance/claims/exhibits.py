@@ -7,7 +7,7 @@ are what the claims in ``catalogue`` measure. Each comes with its closed form, w
 Sources (facts only; the code is ours):
 
 * the tutorial's ``Inception(in, ch1x1, ch3x3, ch5x5, pool_proj)`` and its MobileNet, as
-  stated in SPEC's appendix ("the tutorial's models, as facts");
+  as the tutorial states them ("the tutorial's models, as facts");
 * Szegedy et al. 2015 (GoogLeNet), Fig. 2: the naive module (1x1, 3x3, 5x5 convs and a 3x3
   max pool, concatenated) and the module with 1x1 reductions;
 * Howard et al. 2017 (MobileNets), Fig. 2 and Eq. 5 (depthwise separable vs standard conv),
@@ -133,7 +133,7 @@ def separable_pair(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
 
 # --- the tutorial's MobileNet ---------------------------------------------------------------
 
-# (stride, padding) of the tutorial's stem Conv2d(3, 32, 3): stride 1, no padding (SPEC appendix);
+# (stride, padding) of the tutorial's stem Conv2d(3, 32, 3): stride 1, no padding (as the tutorial gives it);
 # the paper's Table 1 stem is "Conv / s2" (PyTorch: stride 2, padding 1).
 TUTORIAL_MOBILENET_STEM: tuple[int, int] = (1, 0)
 
@@ -147,7 +147,7 @@ def _conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int, padding: int,
 
 
 class TutorialMobileNet(nn.Module):
-    """The tutorial's MobileNet (SPEC appendix), with switches to undo its two departures.
+    """The tutorial's MobileNet (as the tutorial gives it), with switches to undo its two departures.
 
     stem Conv2d(3, 32, 3, stride ``stem[0]``, padding ``stem[1]``)+BN+ReLU; the 13 blocks of
     ``cnn_models.mobilenet_v1.BLOCKS`` as [depthwise 3x3 (stride s, pad 1)+BN+ReLU, pointwise

@@ -206,7 +206,7 @@ def _shortcut_judge(claimed: dict[str, str], measured: dict[str, float]) -> tupl
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(
-        "naive-init-explodes", GROUP, "tutorial, ResNet (initialisation); He et al. 2015, Eqs. 10 and 14; SPEC §5",
+        "naive-init-explodes", GROUP, "tutorial, ResNet (initialisation); He et al. 2015, Eqs. 10 and 14; conformance/gradflow/theory.py",
         "Initialising conv weights from N(0, 1) instead of He's N(0, 2/fan_in) makes a deep net's activations "
         "and gradients explode or vanish.",
         "explode or vanish", _naive_vs_he, _naive_judge,
@@ -217,7 +217,7 @@ CLAIMS: tuple[Claim, ...] = (
         1.0, _jacobian_rows, _jacobian_judge,
     ),
     Claim(
-        "shortcut-keeps-gradients", GROUP, "tutorial, ResNet (skip connections and vanishing gradients); SPEC §5",
+        "shortcut-keeps-gradients", GROUP, "tutorial, ResNet (skip connections and vanishing gradients); conformance/gradflow/theory.py",
         "Shortcuts stop gradients from vanishing: in a deep plain net the first layer's gradient vanishes, with "
         "shortcuts it stays alive (RMS ratio to the last layer's between 0.01 and 100).",
         {"plain": "vanishes", "residual": "alive"}, _shortcut, _shortcut_judge,

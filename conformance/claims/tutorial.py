@@ -74,7 +74,7 @@ def _branch3_kernel() -> int:
     small = (4, 2, 2, 2, 2)  # the receptive field does not depend on the widths
     inst = receptive_field_by_gradient(TutorialInception(*small).branch3, channels=4)
     t = Tracer((4, 21, 21))
-    t.conv("0", 2, 1).conv("1", 2, 3, padding=1)  # branch 3 as SPEC's appendix states it
+    t.conv("0", 2, 1).conv("1", 2, 3, padding=1)  # branch 3 as the tutorial states it
     agree("tutorial Inception branch-3 kernel vs its receptive field", kernel, inst)
     return int(agree("tutorial Inception branch-3 receptive field", inst, t.plan.receptive_field))
 

@@ -2,8 +2,8 @@
 
 Measures per-layer activation and activation-gradient second moments of any ``nn.Module``
 (``Probe``) and of configurable experiment nets (plain / residual, BN or not, six inits),
-and compares them with closed-form predictions (SPEC section 5, the research note
-``gradient-flow-predictions.md``: He et al. 2015, Glorot & Bengio 2010, Hanin 2018,
+and compares them with closed-form predictions (``theory.py``, with their sources: He et al.
+2015, Glorot & Bengio 2010, Hanin 2018,
 De & Smith 2020, Yang et al. 2019, Fixup / SkipInit, torchvision ``zero_init_residual``).
 
     >>> from conformance import gradflow

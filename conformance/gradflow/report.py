@@ -523,7 +523,7 @@ def write_report(
         "counted from the output towards the input (positive: the gradient grows as it flows "
         "back). Every number is the mean over independently initialised nets (seeds), with its "
         "standard error (SE).", "",
-        "Theory (He et al. 2015 and later work, collected in SPEC section 5): a conv layer "
+        "Theory (He et al. 2015 and later work; the laws and their sources are in conformance/gradflow/theory.py): a conv layer "
         "with n = 9·C inputs per output and weights of variance Var[w], followed by ReLU "
         "(which keeps half the second moment), multiplies it by n·Var[w]/2. He init "
         "(Var = 2/n) gives exactly 1; N(0,1) gives 4.5·C; Xavier (1/n) gives 1/2. Where the "
@@ -569,7 +569,7 @@ def write_report(
     lines += _cifar_table(info)
     lines += [
         "## Caveats", "",
-        "- Tolerances come from trials (SPEC section 5): at width >= 32 with 5 seeds, "
+        "- Tolerances come from trials (conformance/gradflow/theory.py, tolerance()): at width >= 32 with 5 seeds, "
         "0.062 (forward) and 0.013 (backward) per layer for plain nets, 0.10 per block for "
         "residual nets without BN, 7% / 5% on the whole profile for BN residual nets, 0.05 "
         "per layer for plain BN nets. With more seeds we found the finite-width drift at "

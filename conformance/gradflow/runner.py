@@ -7,7 +7,7 @@ then starts from E[g^2] = 1, independent of the forward scale), and read the pro
 Per seed: the least-squares slopes of the log second moments; over seeds: the mean of the
 log profiles and of the slopes, with standard errors (std / sqrt(seeds)).
 
-The verdict: ``agrees`` when |measured - predicted| <= tolerance (the SPEC's trial tolerance,
+The verdict: ``agrees`` when |measured - predicted| <= tolerance (the trial tolerance of ``theory.tolerance``,
 ``theory.tolerance``) + 2 standard errors for both slopes, and, where the profile law is exact,
 every point of the mean profile is within the relative profile tolerance.
 

@@ -1,6 +1,6 @@
 """Predicted per-layer second moments of activations and activation gradients at init.
 
-Sources (research note /shared/research/gradient-flow-predictions.md, SPEC section 5):
+Sources (each law below names its paper; [derived] marks one worked out here):
 * P1/P2, He et al. 2015 Eqs. (7)-(14): plain ReLU convs with Var[w] = sigma^2 multiply the
   forward second moment by n*sigma^2/2 per layer (n = k^2 C_in) and the backward one by
   n_hat*sigma^2/2 (n_hat = k^2 C_out), going from the output towards the input.
@@ -119,7 +119,7 @@ class Tolerance:
     # mean over seeds of log E[.] falls below the log of the mean law by up to 5/(2C) per
     # ReLU-conv layer that the signal's energy goes through. Applied as
     # -max(slope, drift) <= measured - predicted <= slope. (Our 40-seed runs at C = 32:
-    # -0.07 forward and -0.018 backward per layer, so a 5-seed mean misses the SPEC's
+    # -0.07 forward and -0.018 backward per layer, so a 5-seed mean misses the trials'
     # symmetric 0.062 / 0.013 about half the time.)
     drift: float = 0.0
 
@@ -136,7 +136,7 @@ ZERO_PADDING_EXTRA = 0.03  # per conv; our trials of the map model at 8x8 (see r
 
 
 def tolerance(s: Setting) -> Tolerance:
-    """The tolerance that held in trials (SPEC section 5 / research note) for ``s``."""
+    """The tolerance that held in trials for ``s`` (widths >= 32, 5 seeds; each case says why)."""
     if s.residual == "zeroinit":
         return Tolerance(1e-12, 1e-12, None, None, "exact: x + 0 == x (P6, SkipInit/Fixup)")
     convs_per_unit = 1 if s.plain else 2
@@ -146,12 +146,12 @@ def tolerance(s: Setting) -> Tolerance:
         b, _ = _by_width(s.width, 0.013, 0.030)
         return Tolerance(
             f + pad, b + pad, None, None,
-            "SPEC 5 / research P1, P2: held at C>=32 (C=16: 0.159/0.030), 5 seeds; "
+            "trials, law P1, P2: held at C>=32 (C=16: 0.159/0.030), 5 seeds; "
             "finite-width drift <= 5/(2C) per layer (P5)", ext, drift=2.5 / s.width,
         )
     if s.plain and s.bn:
         return Tolerance(
-            0.05 + pad, 0.05 + pad, None, None, "SPEC 5 / research P9: +-0.05", False
+            0.05 + pad, 0.05 + pad, None, None, "trials, law P9: +-0.05", False
         )
     if not s.bn:
         t, ext = _by_width(s.width, 0.10, 0.15)
@@ -159,7 +159,7 @@ def tolerance(s: Setting) -> Tolerance:
         branch_fraction = g * g / (1.0 + g * g)  # of the block output's energy
         return Tolerance(
             t + pad, t + pad, None, None,
-            "SPEC 5 / research P6: +-0.10 per block at C>=32 (0.15 at C=16); "
+            "trials, law P6: +-0.10 per block at C>=32 (0.15 at C=16); "
             "finite-width drift <= 5/(2C) per branch layer (P5)", ext,
             drift=2.0 * branch_fraction * 2.5 / s.width,
         )
@@ -170,7 +170,7 @@ def tolerance(s: Setting) -> Tolerance:
     sens = _slope_sensitivity(n)
     return Tolerance(
         math.log1p(rel_f) * sens, math.log1p(rel_b) * sens, rel_f, rel_b,
-        "SPEC 5 / research P7 (+-7% forward profile), P8 (+-5% backward profile)",
+        "trials, law P7 (+-7% forward profile), P8 (+-5% backward profile)",
         s.width < 16,
     )
 
