@@ -367,15 +367,22 @@ def check(
     checks.append(_guard("macs", lambda: _check_macs(cand_meta, spec, size, tv_name)))
     if spec is not None:
         checks.append(_guard("init", lambda: _check_init(candidate, spec, zero_init_factory)))
+    else:  # shown, not dropped: a reader must see that nothing checked the initialisation
+        checks.append(CheckResult("init", "n/a", "no spec: the expected initialisation is declared by a spec (--spec NAME)"))
 
     if not numerics:
+        checks.append(CheckResult("numerics", "n/a", "not run: numerics=False was asked for"))
         return report
     sd_ok = ref_meta is not None and not state_dict_diff(cand_meta, ref_meta)
     if reference is not None and sd_ok:
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in cand_meta.modules())
         try:
             num_cand, num_ref = numerics_factories or (candidate, reference)
             fails = numerics_checks(num_cand, num_ref or reference, small)
             for name, f in fails.items():
+                if name == "bn_running_stats" and not has_bn and not f:
+                    checks.append(CheckResult(name, "n/a", "the model has no BatchNorm layer"))
+                    continue
                 checks.append(CheckResult.from_failures(name, f, f"float64, randomized weights, input {small}"))
         except Exception as exc:
             checks.append(CheckResult("numerics", "fail", f"raised {type(exc).__name__}", [f"{type(exc).__name__}: {exc}"]))
@@ -383,6 +390,9 @@ def check(
         if reference is not None:
             checks.append(CheckResult("numerics", "fail", "not run: the state_dict does not fit the reference (see state_dict)",
                                       ["weights cannot be copied from the reference, so outputs cannot be compared"]))
+        else:
+            checks.append(CheckResult("numerics", "n/a", "no reference model to copy weights from and compare outputs with "
+                                      "(no torchvision counterpart); finite_grads runs the model alone"))
         checks.append(_guard("finite_grads", lambda: _check_forward_alone(candidate, small)))
     return report
 

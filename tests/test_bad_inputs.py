@@ -336,6 +336,25 @@ def test_a_builder_that_reads_tensor_values_is_told_why_meta_fails(registered_sp
     assert report.error.endswith("from Python numbers instead of .item() / .tolist() of a tensor")
 
 
+def test_checks_that_do_not_apply_are_shown_as_n_a_with_the_reason() -> None:
+    from conformance.check import check
+
+    def tiny() -> nn.Module:
+        torch.manual_seed(0)
+        return _Tiny()
+
+    report = check(tiny, reference=tiny, input_size=(3, 2, 2))  # no spec; no BatchNorm anywhere
+    status = {c.name: (c.status, c.evidence) for c in report.checks}
+    assert status["init"] == ("n/a", "no spec: the expected initialisation is declared by a spec (--spec NAME)")
+    assert status["bn_running_stats"] == ("n/a", "the model has no BatchNorm layer")
+    assert status["eval_output"][0] == "pass" and report.passed
+
+    alone = check(tiny, spec=TINY)  # a spec without a torchvision counterpart: nothing to compare outputs with
+    status = {c.name: c.status for c in alone.checks}
+    assert status["numerics"] == "n/a" and "finite_grads" in status and "eval_output" not in status
+    assert "  n/a  numerics" in alone.format()
+
+
 # --- the command line ------------------------------------------------------------------------------
 
 CANDIDATES = """
