@@ -36,7 +36,7 @@ SEEDS = 2
 NETS = {"plain": ("off", False), "residual+BN": ("on", True)}
 LINEAR_BAND = (0.75, 1.2)  # below 1: a fixed cost per setting amortised; above 1.2: superlinear
 TOOL = "gradflow"
-QUICK_CLI = ["--depths", "8", "--inits", "he_fan_in", "--residual", "off", "--bn", "off", "--seeds", "1",
+QUICK_CLI = ["--depths", "8", "--inits", "he_fan_in", "--residual", "off", "--bn", "off", "--seeds", "2",
              "--sweep-depths", "none", "--no-cifar"]
 
 

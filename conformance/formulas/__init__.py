@@ -57,7 +57,14 @@ def plan_for(family: str, config: object, input_size: tuple[int, int, int]) -> P
 def spec_plan(spec: Any, input_size: tuple[int, int, int], **changes: Any) -> Plan:
     """The closed-form plan of a registered spec at ``input_size``: its family's formula fed
     the spec's config with the spec's ``num_classes`` and then ``changes`` (config keys, for a
-    variant of the spec), ``plan_for``'s errors unchanged."""
+    variant of the spec), ``plan_for``'s errors unchanged.
+
+    The spatial size may differ from the spec's, the channel count may not: the formulas would
+    follow any ``C``, but the spec's builder makes a ``spec.input_size[0]``-channel stem, so a
+    plan for another ``C`` would describe a model that does not exist (``ValueError``)."""
+    if tuple(input_size)[:1] != tuple(spec.input_size)[:1]:
+        raise ValueError(f"{spec.name} takes {spec.input_size[0]}-channel input (its spec's input_size "
+                         f"{tuple(spec.input_size)}); got input size {tuple(input_size)}")
     return plan_for(spec.family, {**spec.config, "num_classes": spec.num_classes, **changes}, input_size)
 
 
