@@ -5,7 +5,9 @@
   file, import error, missing attribute, a factory that needs arguments) is a ``UsageError``
   with one line naming the problem.
 * ``load_checkpoint(path)`` reads a state_dict with ``torch.load(weights_only=True)`` or
-  safetensors, so an untrusted pickle is refused before any of its code runs;
+  safetensors, so an untrusted pickle is refused before any of its code runs, with the globals
+  it needs named; a file that is no torch checkpoint (text, a plain ``pickle.dump`` file, a
+  corrupt archive) is told apart from such a refusal;
   ``load_into(model, state)`` checks every key and shape first and loads nothing partially.
 """
 
@@ -15,8 +17,13 @@ import importlib
 import importlib.util
 import inspect
 import os
+import pickle
+import pickletools
+import re
 import sys
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -45,7 +52,8 @@ def load_factory(target: str) -> Callable[[], nn.Module]:
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module
         try:
-            spec.loader.exec_module(module)
+            with _importable_beside(path):
+                spec.loader.exec_module(module)
         except Exception as exc:
             sys.modules.pop(mod_name, None)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -77,6 +85,29 @@ def load_factory(target: str) -> Callable[[], nn.Module]:
                 "a candidate factory must take none"
             )
     return factory
+
+
+@contextmanager
+def _importable_beside(path: Path) -> Iterator[None]:
+    """Let the file import its neighbours (``from blocks import block``), as ``python file.py`` would.
+
+    While the file runs, its directory is first on ``sys.path``. Afterwards the directory stays
+    on ``sys.path`` but moves to the end (unless it was there already): an import the factory
+    or the model makes later, when it is called (``def build(): from blocks import Net``),
+    still finds the file's neighbours, while a neighbour that happens to share a name with an
+    installed module (``inspect.py``, ``report.py``) cannot shadow anything imported after
+    the candidate was loaded.
+    """
+    folder = str(path.resolve().parent)
+    present = folder in sys.path
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if folder in sys.path:  # our entry, the first occurrence (unless the file removed it)
+            sys.path.remove(folder)
+        if not present:
+            sys.path.append(folder)
 
 
 def build_candidate(factory: Callable[[], nn.Module], label: str) -> nn.Module:
@@ -114,17 +145,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"checkpoint {str(p)!r} is not a valid safetensors file: {exc}") from exc
     else:
         try:
-            state = torch.load(p, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # its "please file an issue" about pickle protocols: our error says what the file is
+                warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+                state = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as exc:
-            text = str(exc).strip().splitlines()
-            reason = text[0] if text else type(exc).__name__
-            if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
-                reason = _unpickler_reason(str(exc)) or reason
-                raise CheckpointError(
-                    f"checkpoint {str(p)!r} refused: it is a pickle that needs code outside torch's "
-                    f"weights-only allow-list to load ({reason}); it was not executed"
-                ) from None
-            raise CheckpointError(f"checkpoint {str(p)!r} cannot be read: {type(exc).__name__}: {reason}") from None
+            raise _unreadable(p, exc) from None
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     not_sd = f"checkpoint {str(p)!r} is not a state_dict (a mapping of names to tensors)"
@@ -137,14 +162,172 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def _unpickler_reason(message: str) -> str:
-    """What torch's weights-only unpickler refused ("Unsupported global: GLOBAL getattr ..."),
-    without torch's advice to retry with ``weights_only=False``."""
-    _, found, detail = message.partition("WeightsUnpickler error:")
-    if not found:
-        return ""
-    line = next((x.strip() for x in detail.splitlines() if x.strip()), "")
-    return line.split(" Please use", 1)[0].rstrip(". ")
+# --- why torch.load refused or failed ----------------------------------------------------------
+#
+# torch wraps what its weights-only unpickler says in advice to retry with weights_only=False,
+# the one thing this module exists to prevent; we pass on only the unpickler's own sentence.
+# Refusals (the file needs a global outside the allow-list) are told apart from files that
+# are no torch checkpoint at all (random bytes, a plain pickle.dump file, a corrupt archive).
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = 0x80  # the PROTO opcode that starts every pickle of protocol 2 or later
+_ALLOWED = re.compile(r"Unsupported global: GLOBAL (\S+) was not an allowed global by default")
+_BLOCKED = re.compile(r"unsupported GLOBAL (\S+) whose module (\S+) is blocked")
+_CODE = re.compile(  # the unpickler stopped because the file would call or build something
+    r"Trying to call reduce for unrecognized function|Can only create new object for|Can only build Tensor"
+)
+_OPERAND = re.compile(r"Unsupported operand (\d+)")
+
+
+def _torch_detail(exc: BaseException) -> str:
+    """The sentence that says what went wrong, without torch's advice to lower the guard."""
+    inner = exc.__context__
+    if isinstance(exc, pickle.UnpicklingError) and isinstance(inner, pickle.UnpicklingError):
+        text = str(inner)  # the unpickler's own message, which torch re-raised wrapped
+    else:
+        text = str(exc)
+        _, found, after = text.partition("WeightsUnpickler error:")
+        if found:
+            text = after
+    lines = [
+        line.strip() for line in text.splitlines()
+        if line.strip()
+        and "weights_only" not in line  # "Re-running torch.load with weights_only set to False ..."
+        and not line.strip().startswith(("Weights only load failed", "Please file an issue", "Check the documentation"))
+    ]
+    line = lines[0] if lines else type(exc).__name__
+    return line.split(" Please use `torch.serialization", 1)[0].rstrip(". ")
+
+
+def _refusal(detail: str) -> str:
+    """What the unpickler refused to run, naming the global; "" when it refused nothing."""
+    if m := _BLOCKED.search(detail):
+        return f"Blocked global: GLOBAL {m.group(1)} (module {m.group(2)} is on torch's block list)"
+    if _ALLOWED.search(detail) or _CODE.search(detail):
+        return detail
+    return ""
+
+
+def _names(text: str, name: str) -> bool:
+    """Whether ``text`` names the global ``name`` (torch writes ``builtins.eval`` as ``eval``)."""
+    words = set(text.replace("(", " ").replace(")", " ").split())
+    return name in words or name.removeprefix("builtins.") in words
+
+
+def _operand(detail: str) -> str:
+    """``Unsupported operand 149`` with the opcode's name, when the detail is that."""
+    m = _OPERAND.search(detail)
+    if not m:
+        return detail
+    code = chr(int(m.group(1)))
+    name = next((op.name for op in pickletools.opcodes if op.code == code), "")
+    return f"{detail} (pickle opcode {name})" if name else detail
+
+
+def _pickle_globals(p: Path) -> tuple[list[str], bool, object]:
+    """Globals named by the pickles at the start of ``p``, read with ``pickletools`` (which
+    parses and never runs anything); whether the first pickle parsed to its end; its value
+    when it is a single integer (the magic number of a pre-1.6 ``torch.save`` file)."""
+    found: list[str] = []
+    first_complete: bool = False
+    first_value: object = None
+    memo: dict[int, object] = {}
+    recent: list[object] = [None, None]  # the last two values pushed, for STACK_GLOBAL
+    with open(p, "rb") as fh:
+        for index in range(8):  # a pre-1.6 torch file holds 4 pickles, then raw storages
+            ops: list[tuple[str, object]] = []
+            try:
+                for op, arg, _ in pickletools.genops(fh):
+                    ops.append((op.name, arg))
+                    if op.name == "GLOBAL" and isinstance(arg, str):
+                        found.append(arg.replace(" ", ".", 1))
+                    elif op.name == "STACK_GLOBAL":
+                        module, name = recent[-2:]
+                        found.append(f"{module}.{name}" if isinstance(module, str) and isinstance(name, str) else "<unnamed global>")
+                    if op.name in ("MEMOIZE",):
+                        memo[len(memo)] = recent[-1]
+                    elif op.name in ("PUT", "BINPUT", "LONG_BINPUT") and isinstance(arg, int):
+                        memo[arg] = recent[-1]
+                    elif op.name in ("GET", "BINGET", "LONG_BINGET") and isinstance(arg, int):
+                        recent.append(memo.get(arg))
+                    elif op.name not in ("PROTO", "FRAME", "MARK", "STOP"):
+                        text = isinstance(arg, str) and ("UNICODE" in op.name or "STRING" in op.name)
+                        recent.append(arg if text else None)
+                    del recent[:-2]
+            except Exception:  # noqa: BLE001 - the end of the pickles, or a corrupt one
+                break
+            if index == 0:
+                values = [arg for name, arg in ops if name not in ("PROTO", "FRAME", "STOP")]
+                first_complete = bool(values)  # a lone STOP byte is no pickle
+                first_value = values[0] if len(values) == 1 else None
+    return found, first_complete, first_value
+
+
+def _outside_allow_list(names: list[str]) -> list[str]:
+    """The names torch's weights-only unpickler would not import, in order, once each."""
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        allowed = set(_get_allowed_globals())
+    except Exception:  # noqa: BLE001 - a private helper: without it, every global counts
+        allowed = set()
+    for g in torch.serialization.get_safe_globals():  # what the user allow-listed: an object, or (object, "name")
+        allowed.add(g[1] if isinstance(g, tuple) else f"{getattr(g, '__module__', '')}.{getattr(g, '__qualname__', '')}")
+    return list(dict.fromkeys(n for n in names if n not in allowed))
+
+
+def _unreadable(p: Path, exc: BaseException) -> CheckpointError:
+    """The error for a file ``torch.load(weights_only=True)`` would not read."""
+    where = f"checkpoint {str(p)!r}"
+    detail = _torch_detail(exc)
+    with open(p, "rb") as fh:
+        head = fh.read(16)
+    refused = _refusal(detail)
+    archive = head.startswith(_ZIP_MAGIC)
+    legacy = complete = False
+    if archive:
+        try:  # every global the archive needs, not only the first one torch stopped at
+            needs = list(torch.serialization.get_unsafe_globals_in_checkpoint(p))
+        except Exception:  # noqa: BLE001 - a corrupt archive: torch's detail says why
+            needs = []
+    else:
+        names, complete, first_value = _pickle_globals(p)
+        needs = _outside_allow_list(names)
+        legacy = complete and isinstance(first_value, int) and first_value == torch.serialization.MAGIC_NUMBER
+    if refused or needs:
+        if refused:
+            more = [g for g in needs if not _names(refused, g)]
+            reason = refused + (f"; it also needs {', '.join(more)}" if more else "")
+        else:
+            plain = "" if archive or legacy else "a plain pickle, not a torch.save checkpoint, that "
+            reason = f"{plain or 'it '}would import {', '.join(needs)}"
+        return CheckpointError(
+            f"{where} refused: it is a pickle that needs code outside torch's weights-only allow-list "
+            f"to load ({reason}); it was not executed"
+        )
+    if archive:
+        return CheckpointError(f"{where} cannot be read: {type(exc).__name__}: {_operand(detail)}")
+    if legacy:
+        return CheckpointError(
+            f"{where} cannot be read: it is a pre-1.6 torch.save file that is truncated or corrupt "
+            f"({type(exc).__name__}: {_operand(detail)})"
+        )
+    protocol = f"protocol {head[1]}" if head[0] == _PICKLE_PROTO else "protocol 0 or 1"
+    if complete:
+        return CheckpointError(
+            f"{where} is not a torch checkpoint: it is a plain pickle ({protocol}), such as pickle.dump "
+            f"writes, which torch's weights-only reader does not read ({_operand(detail)}); nothing in it was run. "
+            "Save a state_dict with torch.save or safetensors"
+        )
+    if head[0] == _PICKLE_PROTO:
+        return CheckpointError(
+            f"{where} cannot be read: it starts like a pickle ({protocol}) but is corrupt "
+            f"({type(exc).__name__}: {_operand(detail)}); nothing in it was run"
+        )
+    return CheckpointError(
+        f"{where} is not a torch checkpoint: it is neither a zip archive (what torch.save writes) "
+        f"nor a pickle (it starts with {head!r}); it is corrupt or in another format"
+    )
 
 
 def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], label: str = "checkpoint") -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -174,3 +176,76 @@ def test_missing_file_and_bad_syntax(tmp_path: Path) -> None:
     broken.write_text("def f(:\n")
     with pytest.raises(UsageError, match="raised SyntaxError"):
         load_factory(f"{broken}:f")
+
+
+# --- a candidate file that imports its neighbours ------------------------------------------------
+
+
+@pytest.fixture
+def isolated_imports(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """sys.path and the modules a test's candidate files import are put back afterwards."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+
+
+def _two_files(folder: Path, neighbour: str, net_source: str) -> Path:
+    folder.mkdir()
+    (folder / f"{neighbour}.py").write_text(
+        "import torch.nn as nn\n\ndef block():\n    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())\n"
+    )
+    net = folder / "net.py"
+    net.write_text(net_source)
+    return net
+
+
+def test_candidate_file_imports_a_module_beside_it(tmp_path: Path, isolated_imports: None) -> None:
+    net = _two_files(tmp_path / "cand", "neighbour_blocks_eager", (
+        "from neighbour_blocks_eager import block\n\ndef build():\n    return block()\n"
+    ))
+    before = list(sys.path)
+    model = build_candidate(load_factory(f"{net}:build"), "net")
+    assert [type(m).__name__ for m in model] == ["Conv2d", "ReLU"]
+    # the folder is not left in front, where it would shadow modules imported later
+    assert sys.path[: len(before)] == before
+    assert sys.path[len(before):] == [str((tmp_path / "cand").resolve())]
+
+
+def test_factory_may_import_its_neighbour_when_called(tmp_path: Path, isolated_imports: None) -> None:
+    net = _two_files(tmp_path / "lazy", "neighbour_blocks_lazy", (
+        "def build():\n    from neighbour_blocks_lazy import block\n    return block()\n"
+    ))
+    factory = load_factory(f"{net}:build")
+    assert isinstance(build_candidate(factory, "net")[0], nn.Conv2d)
+
+
+def test_candidate_file_given_by_relative_path(tmp_path: Path, isolated_imports: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    _two_files(tmp_path / "rel", "neighbour_blocks_rel", (
+        "from neighbour_blocks_rel import block\n\ndef build():\n    return block()\n"
+    ))
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(build_candidate(load_factory("rel/net.py:build"), "net")[0], nn.Conv2d)
+
+
+def test_missing_neighbour_is_a_usage_error_and_paths_are_restored(tmp_path: Path, isolated_imports: None) -> None:
+    net = _two_files(tmp_path / "missing", "unused_neighbour", "from no_such_neighbour_xyz import block\n")
+    before = list(sys.path)
+    with pytest.raises(UsageError, match="raised ModuleNotFoundError: No module named 'no_such_neighbour_xyz'"):
+        load_factory(f"{net}:build")
+    assert sys.path[: len(before)] == before and str((tmp_path / "missing").resolve()) not in sys.path[:1]
+
+
+def test_summary_of_a_candidate_that_imports_its_neighbour(
+    tmp_path: Path, isolated_imports: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = _two_files(tmp_path / "cli", "neighbour_blocks_cli", (
+        "from neighbour_blocks_cli import block\n\ndef build():\n    return block()\n"
+    ))
+    from conformance.cli import main
+
+    assert main(["summary", "--candidate", f"{net}:build", "--input-size", "3", "8", "8"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "Conv2d" in out and "ReLU" in out
+    assert "Total params: 112" in out  # 4 * 3 * 3 * 3 weights + 4 biases

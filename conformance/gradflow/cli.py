@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"zeroinit: last branch conv starts at 0) [{d['residual']}]")
     parser.add_argument("--bn", default=d["bn"], help=f"comma list from off,on [{d['bn']}]")
     parser.add_argument("--width", default=d["width"], help=f"channels C [{d['width']}]")
-    parser.add_argument("--seeds", default=d["seeds"], help=f"nets per setting [{d['seeds']}]")
+    parser.add_argument("--seeds", default=d["seeds"], help=f"nets per setting, at least 2 [{d['seeds']}]")
     parser.add_argument("--dtype", default=d["dtype"], help=f"{' or '.join(DTYPES)} [{d['dtype']}]")
     parser.add_argument("--device", default=d["device"], help=f"torch device [{d['device']}]")
     parser.add_argument("--padding", default=d["padding"],
@@ -88,6 +88,18 @@ def _positive_int(option: str, text: str) -> int:
         raise UsageError(f"{option}: {text.strip()!r} is not a positive integer") from None
     if value <= 0:
         raise UsageError(f"{option}: {value} is not a positive integer")
+    return value
+
+
+def _seeds(text: str) -> int:
+    """``--seeds``: at least 2, since the verdicts compare against a standard error over seeds,
+    and one seed has none (every setting would disagree with theory)."""
+    value = _positive_int("--seeds", text)
+    if value < 2:
+        raise UsageError(
+            f"--seeds: {value} is too few; at least 2 nets per setting are needed for a standard error "
+            "to compare the measurements with theory"
+        )
     return value
 
 
@@ -152,7 +164,7 @@ def parse_options(args: argparse.Namespace) -> Options:
         residual=_choice_list("--residual", args.residual, RESIDUAL_MODES),
         bn=[v == "on" for v in _choice_list("--bn", args.bn, ("off", "on"))],
         width=_positive_int("--width", str(args.width)),
-        seeds=_positive_int("--seeds", str(args.seeds)),
+        seeds=_seeds(str(args.seeds)),
         dtype=dtype[0],
         device=_device(str(args.device), dtype[0]),
         padding=_choice_list("--padding", args.padding, PADDINGS),
