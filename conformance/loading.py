@@ -110,13 +110,28 @@ def _importable_beside(path: Path) -> Iterator[None]:
             sys.path.append(folder)
 
 
+_LIBRARIES = (os.path.dirname(torch.__file__) + os.sep, os.path.dirname(os.path.abspath(__file__)) + os.sep)
+
+
+def _raised_at(exc: BaseException) -> str:
+    """`` (at FILE:LINE, in FUNCTION)``: the innermost frame of the traceback in the model's own
+    code (not in torch, not in this package); "" when there is none."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_LIBRARIES)]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" (at {f.filename}:{f.lineno}, in {f.name})"
+
+
 def build_candidate(factory: Callable[[], nn.Module], label: str) -> nn.Module:
     """Call a factory; anything but an ``nn.Module`` (or an exception) is a ``UsageError``."""
     try:
         model = factory()
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UsageError(f"{label}: factory raised {type(exc).__name__}: {first}") from exc
+        raise UsageError(f"{label}: factory raised {type(exc).__name__}: {first}{_raised_at(exc)}") from exc
     if not isinstance(model, nn.Module):
         raise UsageError(f"{label}: factory returned {type(model).__name__}, not a torch.nn.Module")
     return model

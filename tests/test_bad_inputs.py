@@ -157,14 +157,18 @@ def test_unknown_name_suggests_close_matches() -> None:
 def test_builder_that_raises_stops_the_gate_with_its_error(registered: Callable[..., str]) -> None:
     name = registered("tiny_raising", _raising)
     report = check_builtin(name)
-    assert report.error == "tiny_raising: factory raised RuntimeError: boom in builder"
+    # where: the line of the raise in this file, found by reading it (not from the message)
+    line = next(i for i, text in enumerate(Path(__file__).read_text().splitlines(), 1)
+                if text.strip() == 'raise RuntimeError("boom in builder")')
+    message = f"tiny_raising: factory raised RuntimeError: boom in builder (at {__file__}:{line}, in _raising)"
+    assert report.error == message
     assert not report.passed
     with pytest.raises(pytest.fail.Exception) as info:  # the plugin's message for the same report
         assert_conformant(report)
     assert str(info.value).splitlines() == [
         "conformance gate: tiny_raising is not conformant (an error stopped the checks)",
         "tiny_raising vs spec tiny_raising: NOT CONFORMANT",
-        "  error: tiny_raising: factory raised RuntimeError: boom in builder",
+        f"  error: {message}",
     ]
 
 
@@ -368,11 +372,13 @@ def not_a_module():
 
 @pytest.mark.parametrize(
     ("factory", "message"),
-    [("raises", "factory raised RuntimeError: boom in factory"), ("not_a_module", "factory returned str, not a torch.nn.Module")],
+    [("raises", "factory raised RuntimeError: boom in factory (at {path}:3, in raises)"),
+     ("not_a_module", "factory returned str, not a torch.nn.Module")],
 )
 def test_cli_candidate_factory_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], factory: str, message: str) -> None:
     path = tmp_path / "cands.py"
     path.write_text(CANDIDATES)
+    message = message.format(path=path)  # line 3 of CANDIDATES: the raise
     target = f"{path}:{factory}"
     assert main(["check", "--candidate", target, "--reference", "torchvision:resnet18"]) == 2
     out, err = capsys.readouterr()
