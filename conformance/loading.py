@@ -169,12 +169,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         state = state["state_dict"]
     not_sd = f"checkpoint {str(p)!r} is not a state_dict (a mapping of names to tensors)"
     if not isinstance(state, Mapping):
-        raise CheckpointError(f"{not_sd}: it holds a {type(state).__name__}")
+        raise CheckpointError(f"{not_sd}: it holds {_a(type(state).__name__)}")
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise CheckpointError(f"{not_sd}: {bad[0]!r} is a {type(state[bad[0]]).__name__}{more}")
+        nested = [k for k in bad if isinstance(state[k], Mapping)]
+        hint = (f"; {nested[0]!r} may hold the state_dict: only a top-level 'state_dict' key is unwrapped, so "
+                f"save checkpoint[{nested[0]!r}] on its own") if nested else ""
+        raise CheckpointError(f"{not_sd}: {bad[0]!r} is {_a(type(state[bad[0]]).__name__)}{more}{hint}")
     return dict(state)
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 # --- why torch.load refused or failed ----------------------------------------------------------
@@ -364,4 +371,9 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], label: str = 
         problems.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes[:8])}{' ...' if len(shapes) > 8 else ''}")
     if problems:
         raise CheckpointError(f"{label} does not fit {type(model).__name__}, nothing was loaded: " + " | ".join(problems))
+    cast = [f"{k}: {str(state[k].dtype).removeprefix('torch.')} -> {str(own[k].dtype).removeprefix('torch.')}"
+            for k in sorted(own) if own[k].dtype != state[k].dtype]
+    if cast:  # load_state_dict casts to the model's dtypes: said, not silent
+        warnings.warn(f"{label}: {len(cast)} tensor(s) cast to the model's dtype on loading: {'; '.join(cast[:4])}"
+                      + (" ..." if len(cast) > 4 else ""), stacklevel=2)
     model.load_state_dict(state, strict=True)

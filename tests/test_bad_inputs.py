@@ -448,7 +448,10 @@ def test_empty_checkpoint(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "what"),
-    [([torch.zeros(1)], "it holds a list"), ({"w": torch.zeros(1), "epoch": 3}, "'epoch' is a int")],
+    [([torch.zeros(1)], "it holds a list"), ({"w": torch.zeros(1), "epoch": 3}, "'epoch' is an int"),
+     ({"model": {"w": torch.zeros(1)}, "epoch": 3},
+      "'model' is a dict (and 1 more); 'model' may hold the state_dict: only a top-level 'state_dict' key is "
+      "unwrapped, so save checkpoint['model'] on its own")],
 )
 def test_not_a_state_dict_says_what_is_in_it(tmp_path: Path, content: object, what: str) -> None:
     path = tmp_path / "x.pt"
@@ -466,6 +469,16 @@ def test_mismatched_checkpoint_loads_nothing(tmp_path: Path) -> None:
         "shape mismatches (1): 0.weight: expected (3, 2), got (4, 2)"
     )
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_checkpoint_of_another_dtype_loads_with_a_warning_naming_the_cast() -> None:
+    model = nn.Linear(2, 1)
+    half = {k: v.half() for k, v in nn.Linear(2, 1).state_dict().items()}
+    with pytest.warns(UserWarning) as record:
+        load_into(model, half, label="half.pt")
+    assert str(record[0].message) == ("half.pt: 2 tensor(s) cast to the model's dtype on loading: "
+                                      "bias: float16 -> float32; weight: float16 -> float32")
+    assert model.weight.dtype == torch.float32 and torch.equal(model.weight, half["weight"].float())
 
 
 def test_library_reads_checkpoints_only_through_load_checkpoint() -> None:
