@@ -118,7 +118,7 @@ def _draw_speedups(ax: Any, section: Section) -> None:
             bound = tool.startswith("bound:")
             if p.cold is not None:
                 ax.barh(y, p.cold, height=height * 0.9, color=_tool_colour(tool), hatch="//" if bound else None,
-                        label=label(f"{tool} (ceiling of the meta path)" if bound else tool))
+                        label=label(f"{tool} (ceiling of the meta path, at its median)" if bound else tool))
             if p.warm is not None:
                 ax.plot(p.warm, y, "k.", markersize=5, label=label("warm (later call)"))
             ends = [v for v in (p.cold, p.warm) if v is not None]
