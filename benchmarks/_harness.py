@@ -92,6 +92,16 @@ class Tally:
         good = self.ok(tool, key)
         return good[0].get(field_name) if good else None
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Tally:
+        """A tally back from ``as_json()`` (a section's raw data in ``latest.json``)."""
+        if not isinstance(data.get("runs"), list):
+            raise ValueError("no repetitions in this data (expected a 'runs' list, as Tally.as_json() writes)")
+        tally = cls(imports=dict(data.get("imports", {})))
+        for entry in data["runs"]:
+            tally.runs[(entry["tool"], entry["job"])] = list(entry["reps"])
+        return tally
+
     def as_json(self) -> dict[str, Any]:
         return {
             "imports": self.imports,

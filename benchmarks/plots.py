@@ -1,12 +1,13 @@
 """Figures drawn from the results: speedups against their targets, gradient-flow cost against size.
 
-Both are computed from the sections' rows (what the tables print), so a ``--merge`` run redraws
-them from the merged results. They go beside ``latest.md`` as PNGs (matplotlib's Agg backend)
+Both are computed from the sections (their rows, and the repetitions kept in their raw data), so
+a ``--merge`` run redraws them from the merged results. They go beside ``latest.md`` as PNGs (matplotlib's Agg backend)
 and the markdown shows each under its section's table.
 
 * ``speedups.png`` (sections ``summary`` and ``flops``): for every model, each of our paths'
-  end-to-end speedup over the fastest CPU peer of that model (cold as a bar, warm as a dot, on a
-  log axis), the meta build alone as the ceiling of any meta-device path, and the target.
+  end-to-end speedup over the fastest CPU peer, as the targets judge it (the median over
+  repetitions of each repetition's speedup; cold as a bar, warm as a dot, on a log axis), the
+  meta build alone as the ceiling of any meta-device path, and the target.
 * ``gradflow_scaling.png`` (section ``gradflow``): time per setting against depth and against
   width, log-log, with the least-squares power law of each net type.
 
@@ -22,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._stats import loglog_exponent, speedup
-from ._tables import DEFAULT_SPEEDUP, TARGET_SPEEDUP
+from ._harness import Tally
+from ._stats import loglog_exponent, median
+from ._tables import DEFAULT_SPEEDUP, TARGET_SPEEDUP, per_rep_speedups
 from .report import Section
 
 __all__ = ["FIGURES", "SpeedupPoint", "gradflow_series", "is_peer", "speedup_points", "write_figures"]
@@ -32,7 +34,7 @@ SPEEDUP_FIGURE = "speedups.png"
 GRADFLOW_FIGURE = "gradflow_scaling.png"
 FIGURES = {"summary": SPEEDUP_FIGURE, "flops": SPEEDUP_FIGURE, "gradflow": GRADFLOW_FIGURE}
 SPEEDUP_TITLES = {"summary": "Per-layer summary at 224", "flops": "FLOP counting at 224"}
-PHASES = (("cold", "e2e s"), ("warm", "e2e warm s"))
+PHASES = ("total_s", "warm_total_s")  # first call, later calls
 
 
 def is_peer(tool: str) -> bool:
@@ -51,21 +53,26 @@ class SpeedupPoint:
 
 
 def speedup_points(section: Section) -> list[SpeedupPoint]:
-    """The speedups the targets are judged on, from the section's rows, in row order."""
-    models: dict[str, list[dict[str, Any]]] = {}
+    """What the targets are judged on, per model and path (rows' order): the median over
+    repetitions of each repetition's fastest peer time over the path's (``per_rep_speedups``,
+    from the repetitions in ``section.raw``). ``None`` where a tool is missing a repetition:
+    a target that is not measured gets no bar, as it gets no verdict."""
+    tally = Tally.from_json(section.raw)
+    models: dict[str, list[str]] = {}
     for row in section.rows:
         if row.get("model") is not None and isinstance(row.get("tool"), str):
-            models.setdefault(row["model"], []).append(row)
+            models.setdefault(row["model"], []).append(row["tool"])
     points = []
-    for model, rows in models.items():
-        fastest = {}
-        for phase, column in PHASES:
-            times = [r[column] for r in rows if is_peer(r["tool"]) and r.get(column) is not None]
-            fastest[phase] = min(times) if times else None
-        for r in rows:
-            if not is_peer(r["tool"]):
-                cold, warm = (speedup(r.get(column), fastest[phase]) for phase, column in PHASES)
-                points.append(SpeedupPoint(model, r["tool"], cold, warm, TARGET_SPEEDUP.get(model, DEFAULT_SPEEDUP)))
+    for model, tools in models.items():
+        peers = tuple(t for t in tools if is_peer(t))
+        for tool in tools:
+            if is_peer(tool):
+                continue
+            if not peers or any(tally.problem(t, model) for t in (tool, *peers)):
+                cold = warm = None
+            else:
+                cold, warm = (median(per_rep_speedups(tally, model, tool, peers, field)) for field in PHASES)
+            points.append(SpeedupPoint(model, tool, cold, warm, TARGET_SPEEDUP.get(model, DEFAULT_SPEEDUP)))
     return points
 
 
@@ -118,7 +125,7 @@ def _draw_speedups(ax: Any, section: Section) -> None:
             bound = tool.startswith("bound:")
             if p.cold is not None:
                 ax.barh(y, p.cold, height=height * 0.9, color=_tool_colour(tool), hatch="//" if bound else None,
-                        label=label(f"{tool} (ceiling of the meta path, at its median)" if bound else tool))
+                        label=label(f"{tool} (the meta path's ceiling)" if bound else tool))
             if p.warm is not None:
                 ax.plot(p.warm, y, "k.", markersize=5, label=label("warm (later call)"))
             ends = [v for v in (p.cold, p.warm) if v is not None]

@@ -62,7 +62,7 @@ def _tally(times: dict[str, float]) -> Tally:
     tally = Tally()
     for tool, t in times.items():
         for model in ("vgg16", "mobilenet_v2"):
-            tally.runs[(tool, model)] = [{"ok": True, "total_s": t, "warm_total_s": t}]
+            tally.runs[(tool, model)] = [{"ok": True, "rep": 0, "total_s": t, "warm_total_s": t}]
     return tally
 
 
@@ -74,8 +74,10 @@ def test_speed_targets_hold_miss_and_name_the_bound_of_a_miss() -> None:
                         memory=False, bound="bound: part")
     assert [t.holds for t in got] == [False] * 4
     assert got[0].name == "summary vgg16 (cold): >= 20x faster end to end than the fastest CPU peer"
-    assert got[0].measured == ("8.0x vs fast peer (0.050 s vs 0.400 s); part takes 0.025 s at its fastest, "
-                               "so ours could be at most 16.0x faster even if the rest cost nothing")
+    assert got[0].measured == ("8.0x, the median over 1 repetition(s) of the fastest peer's time over ours "
+                               "(8.0-8.0x, 0 of 1 at 20x or more); medians: ours 0.050 s, fast peer 0.400 s; "
+                               "part takes 0.025 s at its fastest, so ours could be at most 16.0x faster even if "
+                               "the rest cost nothing")
     # a target that holds says nothing about the bound
     fast = _tally({"ours": 0.01, "bound: part": 0.005, "fast peer": 0.4})
     held = speed_targets(fast, ("mobilenet_v2",), "ours", ("fast peer",), "summary", memory=False, bound="bound: part")
@@ -121,13 +123,23 @@ def test_speed_targets_say_how_each_repetition_went_and_cap_by_the_fastest_bound
     _reps(tally, "peer b", "googlenet", [0.3, 0.22, 0.3])  # repetition 1: 11.0x against b, the faster there
     _reps(tally, "bound: build", "googlenet", [0.015, 0.012, 0.016])
     cold = speed_targets(tally, ("googlenet",), "ours", ("peer a", "peer b"), "s", memory=False, bound="bound: build")[0]
-    # medians: ours 0.02 s, peer a 0.21 s (10.5x) -> holds; repetitions 9.7, 11.0, 10.5
+    # repetitions 9.7, 11.0, 10.5 (each against its own fastest peer): median 10.5 -> holds
     assert cold.holds is True
-    assert cold.measured == "10.5x vs peer a (0.020 s vs 0.210 s); by repetition 9.7-11.0x, 2 of 3 at 10x or more"
+    assert cold.measured == ("10.5x, the median over 3 repetition(s) of the fastest peer's time over ours "
+                             "(9.7-11.0x, 2 of 3 at 10x or more); medians: ours 0.020 s, peer a 0.210 s")
+    # the medians of the times, taken from different repetitions, would say 0.24 / 0.021 = 11.4x;
+    # repetition by repetition it is 9.5x, 11.9x and 8.0x: the verdict (their median) misses
+    _reps(tally, "peer a", "googlenet", [0.19, 0.25, 0.24])
+    _reps(tally, "peer b", "googlenet", [0.3, 0.3, 0.3])
+    _reps(tally, "ours", "googlenet", [0.02, 0.021, 0.03])
+    paired = speed_targets(tally, ("googlenet",), "ours", ("peer a", "peer b"), "s", memory=False)[0]
+    assert paired.holds is False
+    assert paired.measured.startswith("9.5x, the median over 3 repetition(s) of the fastest peer's time over ours "
+                                      "(8.0-11.9x, 1 of 3 at 10x or more)")
     _reps(tally, "ours", "googlenet", [0.03, 0.03, 0.03])
     missed = speed_targets(tally, ("googlenet",), "ours", ("peer a", "peer b"), "s", memory=False, bound="bound: build")[0]
-    # the cap uses the build's fastest repetition (0.012 s), not its median (0.015 s)
-    assert missed.holds is False and "build takes 0.012 s at its fastest, so ours could be at most 17.5x" in missed.measured
+    # the cap uses the build's fastest repetition (0.012 s), not its median (0.015 s): 0.24 / 0.012
+    assert missed.holds is False and "build takes 0.012 s at its fastest, so ours could be at most 20.0x" in missed.measured
 
 
 def test_the_memory_target_is_judged_on_the_first_call_only() -> None:
@@ -281,27 +293,28 @@ def test_merge_keeps_earlier_sections(tmp_path: Path) -> None:
 
 
 def _speed_section(key: str = "summary") -> Section:
-    rows = [
-        {"model": "vgg16", "tool": "ours (meta)", "e2e s": 0.01, "e2e warm s": 0.005},
-        {"model": "vgg16", "tool": "bound: meta build alone", "e2e s": 0.004, "e2e warm s": None},
-        {"model": "vgg16", "tool": "peer a", "e2e s": 1.0, "e2e warm s": 0.8},
-        {"model": "vgg16", "tool": "peer b", "e2e s": 0.5, "e2e warm s": 0.9},
-        {"model": "resnet50", "tool": "ours (meta)", "e2e s": 0.02, "e2e warm s": 0.02},
-        {"model": "resnet50", "tool": "peer a", "e2e s": None, "e2e warm s": 0.1},
-    ]
-    return Section(key, "1. S", ["model", "tool", "e2e s", "e2e warm s"], rows)
+    tally = Tally()
+    _reps(tally, "ours (meta)", "vgg16", [0.01, 0.01])
+    _reps(tally, "bound: meta build alone", "vgg16", [0.004, 0.005])
+    _reps(tally, "peer a", "vgg16", [1.0, 0.4])
+    _reps(tally, "peer b", "vgg16", [0.5, 0.9])
+    _reps(tally, "ours (meta)", "resnet50", [0.02, 0.02])
+    _reps(tally, "peer a", "resnet50", [None, 0.3])  # failed once: that model's target is not measured
+    rows = [{"model": m, "tool": t} for (t, m) in tally.runs]
+    return Section(key, "1. S", ["model", "tool"], rows, raw=tally.as_json())
 
 
-def test_speedup_points_use_the_fastest_peer_per_model_and_phase() -> None:
+def test_speedup_points_are_what_the_targets_judge() -> None:
     points = {(p.model, p.tool): p for p in speedup_points(_speed_section())}
     assert set(points) == {("vgg16", "ours (meta)"), ("vgg16", "bound: meta build alone"), ("resnet50", "ours (meta)")}
     meta = points["vgg16", "ours (meta)"]
-    # cold: fastest peer 0.5 s (peer b) / 0.01 s; warm: 0.8 s (peer a) / 0.005 s; VGG16's target is 20x
-    assert math.isclose(meta.cold, 50.0) and math.isclose(meta.warm, 160.0) and meta.target == 20.0
-    assert math.isclose(points["vgg16", "bound: meta build alone"].cold, 125.0)
-    assert points["vgg16", "bound: meta build alone"].warm is None
-    res = points["resnet50", "ours (meta)"]  # no peer measured cold; target 10x off VGG16
-    assert res.cold is None and math.isclose(res.warm, 5.0) and res.target == 10.0
+    # repetition 0: fastest peer 0.5 s (b) / 0.01 s = 50x; repetition 1: 0.4 s (a) / 0.01 s = 40x; median 45x
+    assert math.isclose(meta.cold, 45.0) and math.isclose(meta.warm, 45.0) and meta.target == 20.0
+    assert math.isclose(points["vgg16", "bound: meta build alone"].cold, (125.0 + 80.0) / 2)
+    res = points["resnet50", "ours (meta)"]  # a peer failed in one repetition: no bar, as no verdict
+    assert res.cold is None and res.warm is None and res.target == 10.0
+    with pytest.raises(ValueError, match="no repetitions"):
+        speedup_points(Section("summary", "1. S", ["model", "tool"], [{"model": "vgg16", "tool": "ours"}]))
 
 
 def test_gradflow_series_reads_the_sweep_rows() -> None:
@@ -329,7 +342,9 @@ def test_figures_are_written_and_shown_or_their_failure_said(tmp_path: Path, cap
 
     # no rows to draw from: the markdown and stderr say so, the tables are written all the same
     out = tmp_path / "empty"
-    only_ours = Section("summary", "1. S", ["model", "tool", "e2e s"], [{"model": "vgg16", "tool": "ours (meta)", "e2e s": 0.1}])
+    alone = Tally()
+    _reps(alone, "ours (meta)", "vgg16", [0.1])
+    only_ours = Section("summary", "1. S", ["model", "tool"], [{"model": "vgg16", "tool": "ours (meta)"}], raw=alone.as_json())
     paths = write_results(out, [only_ours, Section("gradflow", "5. G", ["sweep"], [])], {"date": "d", "packages": {}},
                           "cmd", {})
     md = paths["md"].read_text()
