@@ -35,7 +35,12 @@ __all__ = ["build_candidate", "load_checkpoint", "load_factory", "load_into"]
 
 
 def load_factory(target: str) -> Callable[[], nn.Module]:
-    """Resolve ``FILE.py:FACTORY`` or ``package.module:FACTORY`` to a zero-argument callable."""
+    """Resolve ``FILE.py:FACTORY`` or ``package.module:FACTORY`` to a zero-argument callable.
+
+    A file may import the modules beside it (``_importable_beside``). Python keeps an imported
+    module by its name for the whole process, so two candidate files in different folders
+    that each import a neighbour of the same name (``blocks.py``) get the first one's: load
+    such candidates in separate processes (the command line loads one per run)."""
     if ":" not in target:
         raise UsageError(f"--candidate {target!r}: expected MODULE_OR_FILE.py:FACTORY (a colon before the factory name)")
     where, _, attr = target.rpartition(":")
@@ -199,6 +204,7 @@ _CODE = re.compile(  # the unpickler stopped because the file would call or buil
     r"Trying to call reduce for unrecognized function|Can only create new object for|Can only build Tensor"
 )
 _OPERAND = re.compile(r"Unsupported operand (\d+)")
+_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")  # a module path or a qualified name
 
 
 def _torch_detail(exc: BaseException) -> str:
@@ -225,9 +231,11 @@ def _refusal(detail: str) -> str:
     """What the unpickler refused to run, naming the global; "" when it refused nothing."""
     if m := _BLOCKED.search(detail):
         return f"Blocked global: GLOBAL {m.group(1)} (module {m.group(2)} is on torch's block list)"
-    if _ALLOWED.search(detail) or _CODE.search(detail):
+    if (m := _ALLOWED.search(detail)) and _DOTTED.fullmatch(m.group(1)):
         return detail
-    return ""
+    if _CODE.search(detail):
+        return detail
+    return ""  # including a "global" that is no module path: text read as the GLOBAL opcode
 
 
 def _names(text: str, name: str) -> bool:
@@ -262,10 +270,13 @@ def _pickle_globals(p: Path) -> tuple[list[str], bool, object]:
                 for op, arg, _ in pickletools.genops(fh):
                     ops.append((op.name, arg))
                     if op.name == "GLOBAL" and isinstance(arg, str):
-                        found.append(arg.replace(" ", ".", 1))
+                        module, _, name = arg.partition(" ")
+                        if not (_DOTTED.fullmatch(module) and _DOTTED.fullmatch(name)):
+                            raise ValueError("not a global: text that happens to start with the GLOBAL opcode")
+                        found.append(f"{module}.{name}")
                     elif op.name == "STACK_GLOBAL":
-                        module, name = recent[-2:]
-                        found.append(f"{module}.{name}" if isinstance(module, str) and isinstance(name, str) else "<unnamed global>")
+                        mod, qual = recent[-2:]
+                        found.append(f"{mod}.{qual}" if isinstance(mod, str) and isinstance(qual, str) else "<unnamed global>")
                     if op.name in ("MEMOIZE",):
                         memo[len(memo)] = recent[-1]
                     elif op.name in ("PUT", "BINPUT", "LONG_BINPUT") and isinstance(arg, int):
@@ -302,6 +313,17 @@ def _unreadable(p: Path, exc: BaseException) -> CheckpointError:
     """The error for a file ``torch.load(weights_only=True)`` would not read."""
     where = f"checkpoint {str(p)!r}"
     detail = _torch_detail(exc)
+    if isinstance(exc, OSError):  # the file itself could not be read (permissions, a device error)
+        return CheckpointError(f"{where} cannot be read: {type(exc).__name__}: {exc.strerror or exc}")
+    try:
+        return _diagnosed(p, exc, where, detail)
+    except OSError as read_error:  # reading it again, to say what it is, failed
+        return CheckpointError(f"{where} cannot be read: {type(exc).__name__}: {detail} "
+                               f"(and reading it again failed: {read_error.strerror or read_error})")
+
+
+def _diagnosed(p: Path, exc: BaseException, where: str, detail: str) -> CheckpointError:
+    """What the file is, read without running any of it, and why torch did not load it."""
     with open(p, "rb") as fh:
         head = fh.read(16)
     refused = _refusal(detail)
@@ -334,14 +356,15 @@ def _unreadable(p: Path, exc: BaseException) -> CheckpointError:
             f"{where} cannot be read: it is a pre-1.6 torch.save file that is truncated or corrupt "
             f"({type(exc).__name__}: {_operand(detail)})"
         )
-    protocol = f"protocol {head[1]}" if head[0] == _PICKLE_PROTO else "protocol 0 or 1"
+    proto = head[:1] == bytes([_PICKLE_PROTO])
+    protocol = f"protocol {head[1]}" if proto and len(head) > 1 else ("protocol 0 or 1" if not proto else "protocol unknown")
     if complete:
         return CheckpointError(
             f"{where} is not a torch checkpoint: it is a plain pickle ({protocol}), such as pickle.dump "
             f"writes, which torch's weights-only reader does not read ({_operand(detail)}); nothing in it was run. "
             "Save a state_dict with torch.save or safetensors"
         )
-    if head[0] == _PICKLE_PROTO:
+    if proto:
         return CheckpointError(
             f"{where} cannot be read: it starts like a pickle ({protocol}) but is corrupt "
             f"({type(exc).__name__}: {_operand(detail)}); nothing in it was run"

@@ -102,8 +102,9 @@ def test_plain_pickle_with_code_is_refused_by_name(tmp_path: Path, marker: Path,
 
 @pytest.mark.parametrize(
     "text",
-    [b"not a checkpoint, just some notes\n" * 4, b"hello world\n" * 4, b'{"w": [1, 2]}'],
-    ids=["notes", "hello", "json"],
+    [b"not a checkpoint, just some notes\n" * 4, b"hello world\n" * 4, b'{"w": [1, 2]}',
+     b"conv1.weight,0.1\nconv1.bias,0.2\n"],  # the last starts with "c", the pickle GLOBAL opcode
+    ids=["notes", "hello", "json", "csv-starting-with-c"],
 )
 def test_text_file_is_not_a_checkpoint(tmp_path: Path, text: bytes) -> None:
     path = tmp_path / "notes.pt"
@@ -111,6 +112,14 @@ def test_text_file_is_not_a_checkpoint(tmp_path: Path, text: bytes) -> None:
     msg = _error(path)
     assert "refused" not in msg and "allow-list" not in msg, msg
     assert "is not a torch checkpoint" in msg and "nor a pickle" in msg, msg
+
+
+@pytest.mark.parametrize("content", [b"\x80", b"\x80\x04"], ids=["proto-byte-only", "proto-4-then-nothing"])
+def test_a_pickle_cut_after_its_first_bytes_is_corrupt_not_a_crash(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "short.pt"
+    path.write_bytes(content)
+    msg = _error(path)
+    assert "starts like a pickle" in msg and "but is corrupt" in msg and "nothing in it was run" in msg, msg
 
 
 def test_plain_pickle_of_data_is_not_a_checkpoint(tmp_path: Path) -> None:
