@@ -125,7 +125,8 @@ def run(opts: Options) -> Section:
         })
     targets = []
     # "every architecture" is judged only when every one was measured in full
-    unmeasured = [f"{m} ({t}: {e})" for m in models for t in (CLOSED, CPU) if (e := tally.problem(t, m))]
+    unmeasured = [f"{m} ({'; '.join(f'{t}: {e}' for t, e in problems)})" for m in models
+                  if (problems := [(t, e) for t in (CLOSED, CPU) if (e := tally.problem(t, m))])]
     for phase, col in (("cold", "CPU/closed"), ("warm", "CPU/closed warm")):
         vals = {r["architecture"]: r[col] for r in rows if r[col] is not None}
         name = f"params ({phase}): closed form >= {TARGET:.0f}x faster than a CPU build, every architecture"

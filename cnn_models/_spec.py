@@ -180,6 +180,8 @@ class ArchSpec:
             out.append(f"field 'name': {self.name!r} is not a lowercase identifier")
         if not callable(self.builder):
             out.append(f"field 'builder': {self.builder!r} is not callable")
+        if not isinstance(self.family, str) or not self.family:
+            out.append(f"field 'family': {self.family!r} is not a family name (the closed form's module)")
         if not isinstance(self.config, Mapping) or not all(isinstance(k, str) for k in self.config):
             out.append(f"field 'config': {self.config!r} is not a mapping of str keys (the closed form's inputs)")
         if self.torchvision is not None and not isinstance(self.torchvision, str):

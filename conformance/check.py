@@ -100,12 +100,17 @@ def _closed_form_failure(spec: ArchSpec, exc: Exception) -> str:
     the spec and what in its config was wrong."""
     from .formulas import formula_module
 
+    if isinstance(exc, LookupError) and str(exc).startswith("no closed-form formula"):
+        return str(exc)  # family_module's message: it names the family and the module it looked for
+    if isinstance(exc, ValueError) and str(exc).startswith(f"{spec.name} takes "):
+        return str(exc)  # spec_plan's own refusal of an input size
     where = f"{formula_module(spec.family)} on spec {spec.name}'s config"
     config = dict(spec.config) if isinstance(spec.config, Mapping) else spec.config
-    if isinstance(exc, KeyError) and isinstance(config, dict):
-        return f"{where}: the config has no key {exc.args[0]!r}, which the formula reads (config keys: {sorted(config)})"
-    if isinstance(exc, LookupError) and "formula" in str(exc):
-        return str(exc)
+    if isinstance(exc, KeyError) and isinstance(config, dict) and exc.args and exc.args[0] not in config:
+        # a KeyError does not say which mapping it came from: the config, or one inside it
+        key = exc.args[0]
+        return (f"{where}: the formula reads key {key!r}, which is neither in the config (keys: {sorted(config)}) "
+                f"nor, where the formula looked, in a mapping inside it")
     return f"{where} {config!r} raised {type(exc).__name__}: {exc}"
 
 
@@ -326,10 +331,7 @@ def check(
 
         try:
             plan = spec_plan(spec, size)
-        except LookupError as exc:  # no formula module for the family, or a config key it needs is missing
-            why = _closed_form_failure(spec, exc)
-            report.checks.append(CheckResult("closed_form", "fail", why, [why]))
-        except Exception as exc:  # the formula could not read the config: name it and go on with the rest
+        except Exception as exc:  # no formula, or it could not read the config: name it, go on with the rest
             why = _closed_form_failure(spec, exc)
             report.checks.append(CheckResult("closed_form", "fail", why, [why]))
 
@@ -375,13 +377,14 @@ def check(
         return report
     sd_ok = ref_meta is not None and not state_dict_diff(cand_meta, ref_meta)
     if reference is not None and sd_ok:
-        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in cand_meta.modules())
+        # the same buffers numerics_checks compares for "bn_running_stats"
+        has_bn = any("running_" in k or "num_batches" in k for k in cand_meta.state_dict())
         try:
             num_cand, num_ref = numerics_factories or (candidate, reference)
             fails = numerics_checks(num_cand, num_ref or reference, small)
             for name, f in fails.items():
                 if name == "bn_running_stats" and not has_bn and not f:
-                    checks.append(CheckResult(name, "n/a", "the model has no BatchNorm layer"))
+                    checks.append(CheckResult(name, "n/a", "the model has no BatchNorm layer (no running statistics)"))
                     continue
                 checks.append(CheckResult.from_failures(name, f, f"float64, randomized weights, input {small}"))
         except Exception as exc:
@@ -436,8 +439,6 @@ def check_builtin(name: str, numerics: bool = True) -> Report:
         candidate, reference=reference, spec=spec, candidate_label=name, zero_init_factory=zero,
         numerics=numerics, numerics_factories=(num_candidate, num_reference),
     )
-
-
 
 
 def check_candidate(

@@ -258,8 +258,28 @@ def test_a_formula_that_cannot_read_the_config_fails_closed_form_and_the_gate_go
     assert {"params", "output_shape", "finite_grads"} <= {c.name for c in report.checks}  # the other checks ran
 
     report = check_builtin(registered_spec("tiny_cfg_key", family=bad_formula_family, config={"depth": 3}))
-    assert ("closed_form: pkg_reads_width.formula on spec tiny_cfg_key's config: the config has no key 'width', "
-            "which the formula reads (config keys: ['depth'])") in report.failures
+    assert ("closed_form: pkg_reads_width.formula on spec tiny_cfg_key's config: the formula reads key 'width', "
+            "which is neither in the config (keys: ['depth']) nor, where the formula looked, in a mapping inside it"
+            ) in report.failures
+
+
+def test_a_missing_nested_key_is_not_blamed_on_the_config_alone(
+    registered_spec: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pkg_reads_nested").mkdir()
+    (tmp_path / "pkg_reads_nested" / "__init__.py").write_text("")
+    (tmp_path / "pkg_reads_nested" / "formula.py").write_text(
+        "def plan(config, input_size):\n    return config['aux']['after']\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    report = check_builtin(registered_spec("tiny_nested", family="pkg_reads_nested.formula", config={"aux": {}}))
+    assert ("closed_form: pkg_reads_nested.formula on spec tiny_nested's config: the formula reads key 'after', "
+            "which is neither in the config (keys: ['aux']) nor, where the formula looked, in a mapping inside it"
+            ) in report.failures
+
+
+def test_a_family_that_is_no_name_is_refused_at_registration() -> None:
+    assert _spec_error(TINY.replace(name="tiny_family_none", family=None)) == (
+        "spec 'tiny_family_none' is incomplete: field 'family': None is not a family name (the closed form's module)")
 
 
 def test_a_config_that_is_not_a_mapping_is_refused_at_registration() -> None:
@@ -350,7 +370,7 @@ def test_checks_that_do_not_apply_are_shown_as_n_a_with_the_reason() -> None:
     report = check(tiny, reference=tiny, input_size=(3, 2, 2))  # no spec; no BatchNorm anywhere
     status = {c.name: (c.status, c.evidence) for c in report.checks}
     assert status["init"] == ("n/a", "no spec: the expected initialisation is declared by a spec (--spec NAME)")
-    assert status["bn_running_stats"] == ("n/a", "the model has no BatchNorm layer")
+    assert status["bn_running_stats"] == ("n/a", "the model has no BatchNorm layer (no running statistics)")
     assert status["eval_output"][0] == "pass" and report.passed
 
     alone = check(tiny, spec=TINY)  # a spec without a torchvision counterpart: nothing to compare outputs with

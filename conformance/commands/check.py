@@ -147,8 +147,13 @@ def _check_parallel(names: list[str], jobs: int) -> list[Report]:
             try:
                 rep, seconds = future.result()
             except Exception as exc:  # noqa: BLE001 - the process itself failed (killed, unpicklable result)
+                from concurrent.futures.process import BrokenProcessPool
+
                 rep, seconds = Report(name, f"spec {name}"), float("nan")
                 rep.error = f"{name}: its check process failed: {type(exc).__name__}: {exc}"
+                if isinstance(exc, BrokenProcessPool):  # one killed process breaks every pending check
+                    rep.error += (f"; a process of the pool was killed (out of memory?), which stops every check "
+                                  f"still pending, so {name} may be fine: run `cnn-conformance check {name}` alone")
             done[name] = rep
             print(f"[{len(done)}/{len(names)}] {name} ... {_status(rep)} ({seconds:.1f} s)", file=sys.stderr, flush=True)
     return [done[name] for name in names]
@@ -187,15 +192,18 @@ def run(args: argparse.Namespace) -> int:
             print(r.format(verbose=args.verbose))
     n_bad = sum(not r.passed for r in reports)
     print(f"{len(reports) - n_bad}/{len(reports)} conformant")
+    json_failed = False
     if args.json:
         try:
             with open(args.json, "w") as fh:
                 json.dump([r.to_dict() for r in reports], fh, indent=2, default=str)
         except OSError as exc:
             print(f"cnn-conformance check: error: could not write --json {args.json!r}: {exc}", file=sys.stderr)
-            return 2
+            json_failed = True
     if any(r.error for r in reports):
         print(f"cnn-conformance: error: {next(r.error for r in reports if r.error)}", file=sys.stderr)
+        return 2
+    if json_failed:
         return 2
     if args.all and (errors := _plugin_errors()):
         print(f"cnn-conformance check: error: {len(errors)} architecture plugin(s) failed to load, so --all "
