@@ -52,12 +52,18 @@ CONV_INITS = (
     "trunc_normal_0.01",  # N(0, 0.01^2) truncated at +-2, torchvision GoogLeNet
     "trunc_normal_0.1",  # N(0, 0.1^2) truncated at +-2, torchvision Inception v3 default
     "torch_default",  # kaiming_uniform(a=sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    "kaiming_uniform_fan_in",  # U(-sqrt(6/fan_in), sqrt(6/fan_in)): He uniform, torchvision SqueezeNet
+    "xavier_uniform",  # U(-a, a), a = sqrt(6/(fan_in + fan_out)): Glorot & Bengio 2010, Eq. (16)
+    "xavier_normal",  # N(0, 2/(fan_in + fan_out))
 )
 LINEAR_INITS = (
     "normal_0.01",  # N(0, 0.01^2), bias 0 (torchvision VGG, MobileNet)
     "trunc_normal_0.01",
     "trunc_normal_0.1",
     "torch_default",  # kaiming_uniform(a=sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    "kaiming_uniform_fan_in",
+    "xavier_uniform",
+    "xavier_normal",
 )
 BIAS_INITS = ("zeros", "torch_default")  # torch_default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
 BN_INITS = ("ones_zeros",)

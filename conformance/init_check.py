@@ -59,6 +59,14 @@ def expected_weight_law(scheme: str, weight: torch.Tensor) -> Law:
     if scheme == "torch_default":
         bound = 1.0 / math.sqrt(fan_in)
         return Law("uniform", bound / math.sqrt(3.0), bound)
+    if scheme == "kaiming_uniform_fan_in":  # He et al. 2015 with ReLU's gain sqrt(2): U(+-sqrt(6/fan_in))
+        bound = math.sqrt(6.0 / fan_in)
+        return Law("uniform", bound / math.sqrt(3.0), bound)
+    if scheme == "xavier_uniform":  # Glorot & Bengio 2010, Eq. (16)
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        return Law("uniform", bound / math.sqrt(3.0), bound)
+    if scheme == "xavier_normal":
+        return Law("normal", math.sqrt(2.0 / (fan_in + fan_out)))
     raise ValueError(f"unknown init scheme {scheme!r}")
 
 

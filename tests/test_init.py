@@ -80,6 +80,30 @@ def test_checker_rejects_uniform_for_normal_and_bn_constants() -> None:
     assert any("BN weight expected all 1" in f for f in init_failures(nn.Sequential(bn), scheme))
 
 
+# each scheme's law is written out from its source; torch's own init functions draw the weights
+SCHEMES = {
+    "kaiming_uniform_fan_in": lambda w: nn.init.kaiming_uniform_(w, a=0, mode="fan_in", nonlinearity="relu"),
+    "xavier_uniform": nn.init.xavier_uniform_,
+    "xavier_normal": nn.init.xavier_normal_,
+}
+
+
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+def test_each_uniform_and_xavier_scheme_accepts_its_law_and_rejects_its_neighbours(scheme: str) -> None:
+    torch.manual_seed(0)
+    declared = InitScheme(conv=scheme, linear=scheme, linear_bias="zeros", source="test")
+    conv = nn.Conv2d(32, 64, 3, bias=False)  # fan_in 288, fan_out 576: the three laws differ
+    lin = nn.Linear(256, 128)
+    nn.init.zeros_(lin.bias)
+    for w in (conv.weight, lin.weight):
+        SCHEMES[scheme](w)
+    assert init_failures(nn.Sequential(conv, lin), declared) == []
+    for other in sorted(set(SCHEMES) - {scheme}):  # the same layers drawn by another of the laws
+        with torch.no_grad():
+            SCHEMES[other](conv.weight)
+        assert init_failures(nn.Sequential(conv), declared), f"{other} passed as {scheme}"
+
+
 def test_checker_rejects_nonzero_bias() -> None:
     scheme = InitScheme(conv="kaiming_normal_fan_out", linear="normal_0.01", source="test")
     lin = nn.Linear(256, 256)
