@@ -104,7 +104,11 @@ def _closed_form_failure(spec: ArchSpec, exc: Exception) -> str:
         return str(exc)  # family_module's message: it names the family and the module it looked for
     if isinstance(exc, ValueError) and str(exc).startswith(f"{spec.name} takes "):
         return str(exc)  # spec_plan's own refusal of an input size
-    where = f"{formula_module(spec.family)} on spec {spec.name}'s config"
+    try:
+        module = formula_module(spec.family)
+    except Exception:  # noqa: BLE001 - an unregistered spec with no family name: say what it has
+        module = f"family {spec.family!r}"
+    where = f"{module} on spec {spec.name}'s config"
     config = dict(spec.config) if isinstance(spec.config, Mapping) else spec.config
     if isinstance(exc, KeyError) and isinstance(config, dict) and exc.args and exc.args[0] not in config:
         # a KeyError does not say which mapping it came from: the config, or one inside it
