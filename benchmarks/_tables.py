@@ -96,9 +96,10 @@ def speed_targets(tally: Tally, models: tuple[str, ...], ours: str, peers: tuple
     failed): the fastest peer must be chosen among all of them. Each speed verdict is the
     median over repetitions of that repetition's speedup (its fastest peer's time over ours:
     the tools take turns within a repetition), with their range and how many reached the
-    target; the medians of the times are shown beside it. ``bound`` names a tool whose time is a part of ``ours`` (the meta build that
-    every meta pass starts with): a missed speed target then also says the most that ``ours``
-    could reach if everything but that part cost nothing, from the bound's fastest repetition.
+    target; the medians of the times are shown beside it. ``bound`` names a tool whose time is
+    a part of ``ours`` (the meta build that every meta pass starts with): a missed speed target
+    then also says the most that ``ours`` could reach if everything but that part cost nothing,
+    from the bound's fastest repetition.
 
     Memory is judged on the first call only. A later call's added peak is measured from the RSS
     the first call left, which already holds what ours needs (ours then reads 0 MB, and a
@@ -106,6 +107,7 @@ def speed_targets(tally: Tally, models: tuple[str, ...], ours: str, peers: tuple
     targets = []
     for model in models:
         problems = [f"{t}: {p}" for t in (ours, *peers) if (p := tally.problem(t, model))]
+        not_measured = "not measured" + (f": {'; '.join(problems)}" if problems else "")
         need = TARGET_SPEEDUP.get(model, DEFAULT_SPEEDUP)
         for phase, field_name in (("cold", "total_s"), ("warm", "warm_total_s")):
             name = f"{what} {model} ({phase}): >= {need:.0f}x faster end to end than the fastest CPU peer"
@@ -113,8 +115,8 @@ def speed_targets(tally: Tally, models: tuple[str, ...], ours: str, peers: tuple
             best = _best_peer(tally, model, peers, field_name)
             reps = per_rep_speedups(tally, model, ours, peers, field_name)
             if problems or o is None or best is None or not reps:
-                why = "; ".join(problems) if problems else "no repetition in which ours and every peer took a measurable time"
-                targets.append(Target(name, f"not measured: {why}", None))
+                why = not_measured if problems else "not measured: no repetition in which ours and every peer took a measurable time"
+                targets.append(Target(name, why, None))
                 continue
             # judged within each repetition (the tools take turns on the model, so a burst of load
             # falls on all of them), then the median over repetitions
@@ -135,7 +137,7 @@ def speed_targets(tally: Tally, models: tuple[str, ...], ours: str, peers: tuple
             o = tally.med(ours, model, "added_mb")
             best = _best_peer(tally, model, peers, "added_mb")
             if problems or o is None or best is None:
-                targets.append(Target(name, "not measured" + (f": {'; '.join(problems)}" if problems else ""), None))
+                targets.append(Target(name, not_measured, None))
                 continue
             f = speedup(max(o, MEM_FLOOR_MB), best[1])
             floor_note = f" (ours under {MEM_FLOOR_MB:.0f} MB, counted as {MEM_FLOOR_MB:.0f})" if o < MEM_FLOOR_MB else ""

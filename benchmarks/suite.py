@@ -47,7 +47,8 @@ def _run(label: str, args: list[str], opts: Options) -> tuple[dict[str, Any], di
     sampled = max(workers.values()) if workers else None
     # ru_maxrss covers every process pytest waited for, its workers included, so a worker's
     # peak reached after its last sample (just before it exits) still counts
-    largest = max(v for v in (sampled, res.maxrss_mb) if v is not None) if (sampled or res.maxrss_mb) else None
+    peaks = [v for v in (sampled, res.maxrss_mb) if v]
+    largest = max(peaks) if peaks else None
     row = {"run": label, "exit": res.returncode, "wall s": res.wall_s, "result": _result(res.output_tail),
            "pytest peak RSS MB": res.maxrss_mb, "largest sampled MB": sampled, "largest process MB": largest,
            "descendants sampled": len(workers)}

@@ -28,8 +28,8 @@ from cnn_models import ArchSpec
 from .compare import numerics_checks, state_dict_diff
 from .errors import UsageError
 from .init_check import init_failures
-from .inspect import ForwardError, LayerRow, build_on_meta, layer_table, meta_build_hint
-from .loading import build_candidate
+from .inspect import ForwardError, LayerRow, layer_table
+from .loading import build_candidate_on_meta
 from .report import CheckResult, Report
 
 __all__ = ["check", "check_builtin", "check_candidate", "resolve_reference", "torchvision_meta"]
@@ -316,17 +316,11 @@ def check(
                          f"(the class itself, or a function returning a new model): the gate builds it several "
                          f"times, on meta and on the CPU")
     try:
-        cand_meta = build_on_meta(lambda: build_candidate(candidate, candidate_label))
+        cand_meta = build_candidate_on_meta(candidate, candidate_label)
+        ref_meta = build_candidate_on_meta(reference, f"reference {label}") if reference is not None else None
     except UsageError as exc:
-        report.error = str(exc) + meta_build_hint(exc)
+        report.error = str(exc)
         return report
-    ref_meta = None
-    if reference is not None:
-        try:
-            ref_meta = build_on_meta(lambda: build_candidate(reference, f"reference {label}"))
-        except UsageError as exc:
-            report.error = str(exc) + meta_build_hint(exc)
-            return report
     tv_meta = torchvision_meta(tv_name) if tv_name else None
 
     plan = None

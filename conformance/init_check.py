@@ -45,6 +45,11 @@ def _fans(w: torch.Tensor) -> tuple[int, int]:
     return w.shape[1] * receptive, w.shape[0] * receptive
 
 
+def _uniform(bound: float) -> Law:
+    """U(-bound, bound): standard deviation bound / sqrt(3)."""
+    return Law("uniform", bound / math.sqrt(3.0), bound)
+
+
 def expected_weight_law(scheme: str, weight: torch.Tensor) -> Law:
     fan_in, fan_out = _fans(weight)
     if scheme == "kaiming_normal_fan_out":
@@ -57,14 +62,11 @@ def expected_weight_law(scheme: str, weight: torch.Tensor) -> Law:
         std = float(scheme.removeprefix("trunc_normal_"))
         return Law("normal", std, 2.0)  # truncated at +-2 (absolute), >= 20 sigma here
     if scheme == "torch_default":
-        bound = 1.0 / math.sqrt(fan_in)
-        return Law("uniform", bound / math.sqrt(3.0), bound)
+        return _uniform(1.0 / math.sqrt(fan_in))
     if scheme == "kaiming_uniform_fan_in":  # He et al. 2015 with ReLU's gain sqrt(2): U(+-sqrt(6/fan_in))
-        bound = math.sqrt(6.0 / fan_in)
-        return Law("uniform", bound / math.sqrt(3.0), bound)
+        return _uniform(math.sqrt(6.0 / fan_in))
     if scheme == "xavier_uniform":  # Glorot & Bengio 2010, Eq. (16)
-        bound = math.sqrt(6.0 / (fan_in + fan_out))
-        return Law("uniform", bound / math.sqrt(3.0), bound)
+        return _uniform(math.sqrt(6.0 / (fan_in + fan_out)))
     if scheme == "xavier_normal":
         return Law("normal", math.sqrt(2.0 / (fan_in + fan_out)))
     raise ValueError(f"unknown init scheme {scheme!r}")

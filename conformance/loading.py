@@ -142,6 +142,17 @@ def build_candidate(factory: Callable[[], nn.Module], label: str) -> nn.Module:
     return model
 
 
+def build_candidate_on_meta(factory: Callable[[], nn.Module], label: str) -> nn.Module:
+    """``build_candidate`` on the meta device; a failure that comes from reading a tensor's
+    value there (``.item()``) says so (``inspect.meta_build_hint``)."""
+    from .inspect import build_on_meta, meta_build_hint
+
+    try:
+        return build_on_meta(lambda: build_candidate(factory, label))
+    except UsageError as exc:
+        raise UsageError(str(exc) + meta_build_hint(exc)) from exc.__cause__
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read a state_dict safely: safetensors, or ``torch.load(weights_only=True)``.
 

@@ -79,13 +79,12 @@ def resolve_target(args: argparse.Namespace) -> Target:
 def build_target(target: Target) -> nn.Module:
     """Build the target's model on meta; a factory that raises or returns a non-module is a
     ``UsageError`` naming it."""
-    from ..inspect import build_on_meta, meta_build_hint
-    from ..loading import build_candidate
+    from ..loading import build_candidate_on_meta
 
     try:
-        return build_on_meta(lambda: build_candidate(target.factory, target.label))
+        return build_candidate_on_meta(target.factory, target.label)
     except UsageError as exc:  # keep it to one line, whatever the factory's message
-        raise UsageError(_one_line(str(exc)) + meta_build_hint(exc)) from exc.__cause__
+        raise UsageError(_one_line(str(exc))) from exc.__cause__
     except Exception as exc:  # building on meta failed outside the factory call
         raise UsageError(f"{target.label}: building on the meta device raised {type(exc).__name__}: {_one_line(str(exc))}") from exc
 
