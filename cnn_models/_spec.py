@@ -2,8 +2,9 @@
 
 A spec says what a model *claims to be*: the numbers an independent oracle gives for it
 (each with its source), the torchvision builder it must be weight-compatible with (or
-``None``), the input size it is meant for, how its weights are initialised, the config the
-closed-form oracles read, and where it knowingly departs from its paper.
+``None``), the input size it is meant for, how its weights are initialised and on whose
+authority, the config the closed-form oracles read, the admissible readings of points its
+paper leaves open, and where it knowingly departs from its paper.
 
 Nothing in a spec is computed from the module it describes.
 """
@@ -11,13 +12,14 @@ Nothing in a spec is computed from the module it describes.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch.nn as nn
 
-__all__ = ["MISSING", "ArchSpec", "Expected", "InitScheme", "SpecError"]
+__all__ = ["INIT_AUTHORITIES", "MISSING", "ArchSpec", "Expected", "InitScheme", "Reading", "SpecError"]
 
 
 class _Missing:
@@ -68,6 +70,12 @@ LINEAR_INITS = (
 BIAS_INITS = ("zeros", "torch_default")  # torch_default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
 BN_INITS = ("ones_zeros",)
 
+# Who binds a declared initialisation (InitScheme.authority / linear_authority):
+#   "paper"        the architecture's paper states it;
+#   "torchvision"  torchvision's model draws it and is the spec's binding counterpart;
+#   "convention"   neither does: the builder's choice, advisory for a candidate.
+INIT_AUTHORITIES = ("paper", "torchvision", "convention")
+
 
 @dataclass(frozen=True)
 class InitScheme:
@@ -77,6 +85,12 @@ class InitScheme:
     ``conv_bias`` says what a conv bias (if any) starts at; ``bn`` is the affine init of every
     BatchNorm; ``zero_init_residual`` names the BN whose gamma is zero in each residual block
     when the builder is asked for it (``"bn2"`` for BasicBlock, ``"bn3"`` for Bottleneck).
+
+    ``authority`` (one of ``INIT_AUTHORITIES``) says what binds the scheme: ``"paper"``,
+    ``"torchvision"`` or ``"convention"`` (advisory); ``linear_authority`` does the same for
+    the linear layers where it differs (``None``: as ``authority``). Every built-in spec sets
+    ``authority``; an empty one means "not declared" and is accepted, so that specs written
+    before the field existed (third-party entry points) still register.
     """
 
     conv: str
@@ -88,9 +102,20 @@ class InitScheme:
     # (qualified module name, weight scheme) pairs for layers drawn differently from the rest,
     # e.g. (("AuxLogits.fc", "trunc_normal_0.001"),) in torchvision's Inception v3.
     overrides: tuple[tuple[str, str], ...] = ()
+    authority: str = ""
+    linear_authority: str | None = None
+
+    @property
+    def effective_linear_authority(self) -> str:
+        """What binds the linear layers' init: ``linear_authority``, else ``authority``."""
+        return self.authority if self.linear_authority is None else self.linear_authority
 
     def problems(self) -> list[str]:
         out = []
+        if self.authority != "" and self.authority not in INIT_AUTHORITIES:
+            out.append(f"init.authority={self.authority!r} is not one of {INIT_AUTHORITIES}")
+        if self.linear_authority is not None and self.linear_authority not in INIT_AUTHORITIES:
+            out.append(f"init.linear_authority={self.linear_authority!r} is not one of {INIT_AUTHORITIES} or None")
         if self.conv not in CONV_INITS:
             out.append(f"init.conv={self.conv!r} is not one of {CONV_INITS}")
         if self.linear not in LINEAR_INITS:
@@ -132,12 +157,32 @@ class Expected:
 
 
 @dataclass(frozen=True)
+class Reading:
+    """One admissible reading of a point the paper leaves open, and who reads it so.
+
+    ``kwargs`` are the builder kwargs that select it (``spec.build(**reading.kwargs)``);
+    ``source`` names the paper passage and the implementation that reads it this way;
+    ``note`` says what the reading changes.
+    """
+
+    name: str
+    kwargs: Mapping[str, Any]
+    source: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class ArchSpec:
     """Everything the gate needs to know about one registered architecture.
 
     Fields left at ``MISSING`` make registration fail with the field's name. ``torchvision``
     must be given explicitly: a builder name (``"resnet50"``) or ``None`` for models
     torchvision does not have.
+
+    ``readings``: the admissible readings of a point the paper leaves open (empty when it
+    leaves none the builder offers). When given, ``readings[0]`` is what the default build
+    does (its kwargs are empty or equal to the defaults) and every other reading is built by
+    ``spec.build(**reading.kwargs)``.
     """
 
     name: str = MISSING
@@ -164,6 +209,7 @@ class ArchSpec:
     # Names of the BN modules whose gamma is zero when built with zero_init_residual=True;
     # empty when the builder has no such option.
     zero_init_residual_bns: tuple[str, ...] = ()
+    readings: tuple[Reading, ...] = ()
 
     REQUIRED = (
         "name",
@@ -210,6 +256,51 @@ class ArchSpec:
                 out.append(f"field 'expected[{key!r}]': has no source")
         if not isinstance(self.num_classes, int) or self.num_classes <= 0:
             out.append(f"field 'num_classes': {self.num_classes!r} is not a positive int")
+        out.extend(self._reading_problems())
+        return out
+
+    def _reading_problems(self) -> list[str]:
+        """``problems()`` for ``readings``: well-formed, unique names, kwargs the builder takes."""
+        if not isinstance(self.readings, tuple):
+            return [f"field 'readings': {self.readings!r} is not a tuple of Reading"]
+        if not self.readings:
+            return []
+        out: list[str] = []
+        if len(self.readings) == 1:
+            out.append("field 'readings': a single reading declares no open point (give none or at least two)")
+        params = _builder_parameters(self.builder) if callable(self.builder) else None
+        seen: set[str] = set()
+        for i, reading in enumerate(self.readings):
+            where = f"field 'readings[{i}]'"
+            if not isinstance(reading, Reading):
+                out.append(f"{where}: must be a Reading, got {type(reading).__name__}")
+                continue
+            if not isinstance(reading.name, str) or not reading.name:
+                out.append(f"{where}: name {reading.name!r} is not a non-empty str")
+            elif reading.name in seen:
+                out.append(f"{where}: duplicate reading name {reading.name!r}")
+            else:
+                seen.add(reading.name)
+            if not isinstance(reading.source, str) or not reading.source:
+                out.append(f"{where} ({reading.name!r}): has no source")
+            if not isinstance(reading.kwargs, Mapping) or not all(isinstance(k, str) for k in reading.kwargs):
+                out.append(f"{where} ({reading.name!r}): kwargs {reading.kwargs!r} is not a mapping of str keys")
+                continue
+            if i > 0 and not reading.kwargs:
+                out.append(f"{where} ({reading.name!r}): has no kwargs, so it is the default build again")
+            if params is None:
+                continue
+            accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+            for key, value in reading.kwargs.items():
+                if key not in params and not accepts_any:
+                    out.append(f"{where} ({reading.name!r}): the builder takes no keyword {key!r}")
+                elif i == 0:
+                    default = self.builder_kwargs.get(key, params[key].default if key in params else MISSING)
+                    if default is MISSING or default is inspect.Parameter.empty or default != value:
+                        out.append(
+                            f"{where} ({reading.name!r}): the first reading is the default build, but "
+                            f"{key}={value!r} differs from the default {default!r}"
+                        )
         return out
 
     @property
@@ -225,3 +316,11 @@ class ArchSpec:
 
     def replace(self, **changes: Any) -> ArchSpec:
         return dataclasses.replace(self, **changes)
+
+
+def _builder_parameters(builder: Callable[..., Any]) -> Mapping[str, inspect.Parameter] | None:
+    """The builder's parameters, or ``None`` where Python cannot read its signature."""
+    try:
+        return inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return None

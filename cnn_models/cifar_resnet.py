@@ -12,8 +12,14 @@ Sources
   0.27M, 0.46M, 0.66M, 0.85M and 1.7M parameters (1202 layers: 19.4M).
 * §3.4: BN right after each conv and before the activation; weights initialised as in
   He et al. 2015 ("Delving Deep into Rectifiers"), Eq. (10).
-* Option A's layout (input channels first, zeros appended; subsampling that keeps every
-  second pixel) follows Facebook's ``fb.resnet.torch`` CIFAR model (``shortcutType 'A'``).
+* Option A's subsampling keeps every second pixel, as Facebook's ``fb.resnet.torch``
+  (``models/resnet.lua``, ``shortcutType 'A'``) does. Where the zero channels go is a point
+  the paper leaves open; the residual specs declare both readings (``ArchSpec.readings``),
+  selected by ``option_a_pad``: ``"after"`` (the default: the input's channels first, zeros
+  after, as ``fb.resnet.torch``'s ``nn.Concat(2)`` of the input and ``nn.MulConstant(0)``)
+  or ``"split"`` (half the zeros before the input's channels, half after, as the PyTorch
+  re-implementation ``akamaster/pytorch_resnet_cifar10`` ``resnet.py`` pads with
+  ``F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4))``).
 
 No torchvision counterpart; module names follow torchvision's ResNet (``conv1``, ``bn1``,
 ``layerS.B.conv1``, ``layerS.B.downsample``, ``fc``). Option B (1x1 projection + BN where
@@ -33,7 +39,7 @@ import torch.nn.functional as F
 
 from ._blocks import check_choice, check_positive_int
 from ._registry import register_model
-from ._spec import ArchSpec, Expected, InitScheme
+from ._spec import ArchSpec, Expected, InitScheme, Reading
 
 __all__ = [
     "CIFAR_DEPTHS",
@@ -41,6 +47,8 @@ __all__ = [
     "CifarBasicBlock",
     "CifarPlainBlock",
     "CifarResNet",
+    "OPTION_A_PADS",
+    "OptionAPad",
     "Shortcut",
     "ShortcutA",
     "cifar_plain20",
@@ -59,6 +67,9 @@ __all__ = [
 
 Shortcut = Literal["A", "B"]
 SHORTCUTS = ("A", "B")
+OptionAPad = Literal["after", "split"]
+# where option A's zero channels go: all after the input's channels, or split before / after
+OPTION_A_PADS = ("after", "split")
 CIFAR_WIDTHS = (16, 32, 64)  # filters of the three stages (§4.2); the stem also has 16
 
 # depth: (n, Table 6 params in millions, the paper's rounding) -- He et al. 2016 Table 6.
@@ -79,28 +90,35 @@ def depth_to_n(depth: int) -> int:
 
 
 class ShortcutA(nn.Module):
-    """Option A identity shortcut: keep every ``stride``-th pixel, append zero channels.
+    """Option A identity shortcut: keep every ``stride``-th pixel, zero-pad the extra channels.
 
-    ``(N, C_in, H, W) -> (N, C_out, ceil(H/s), ceil(W/s))``; channels ``[0, C_in)`` are the
-    input, ``[C_in, C_out)`` are zero. Parameter-free.
+    ``(N, C_in, H, W) -> (N, C_out, ceil(H/s), ceil(W/s))``. With ``pad="after"`` channels
+    ``[0, C_in)`` are the input and ``[C_in, C_out)`` zero; with ``pad="split"`` the
+    ``C_out - C_in`` zero channels are split, ``(C_out - C_in) // 2`` before the input's and
+    the rest after (``planes // 4`` on each side when the width doubles). Parameter-free.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, pad: OptionAPad = "after") -> None:
         super().__init__()
+        check_choice("pad", pad, OPTION_A_PADS)
         if out_channels < in_channels:
             raise ValueError(
                 f"out_channels: option A can only pad channels, got {in_channels} -> {out_channels}"
             )
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+        self.pad = pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride != 1:
             x = x[:, :, :: self.stride, :: self.stride]  # (N, C_in, H/s, W/s)
         extra = self.out_channels - self.in_channels
-        return F.pad(x, (0, 0, 0, 0, 0, extra)) if extra else x  # (N, C_out, H/s, W/s)
+        if not extra:
+            return x
+        before = extra // 2 if self.pad == "split" else 0
+        return F.pad(x, (0, 0, 0, 0, before, extra - before))  # (N, C_out, H/s, W/s)
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
+        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}, pad={self.pad!r}"
 
 
 def _conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -130,16 +148,26 @@ class CifarBasicBlock(CifarPlainBlock):
     """The plain block plus a shortcut: ``relu(branch(x) + s(x))`` (He et al. 2016 Fig. 2).
 
     ``s`` is the identity where the shape is kept, else ``downsample``: ``ShortcutA``
-    (zero-padding, parameter-free) or, with ``shortcut="B"``, a 1x1 stride-s conv + BN.
+    (zero-padding where ``option_a_pad`` says, parameter-free) or, with ``shortcut="B"``,
+    a 1x1 stride-s conv + BN (``option_a_pad`` is then only validated).
     """
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, *, shortcut: Shortcut = "A") -> None:
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        *,
+        shortcut: Shortcut = "A",
+        option_a_pad: OptionAPad = "after",
+    ) -> None:
         check_choice("shortcut", shortcut, SHORTCUTS)
+        check_choice("option_a_pad", option_a_pad, OPTION_A_PADS)
         super().__init__(inplanes, planes, stride)
         self.downsample: nn.Module | None = None
         if stride != 1 or inplanes != planes:
             if shortcut == "A":
-                self.downsample = ShortcutA(inplanes, planes, stride)
+                self.downsample = ShortcutA(inplanes, planes, stride, pad=option_a_pad)
             else:
                 self.downsample = nn.Sequential(
                     nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
@@ -152,7 +180,11 @@ class CifarBasicBlock(CifarPlainBlock):
 
 
 class CifarResNet(nn.Module):
-    """``6n + 2`` layers: stem conv, 3 stages of ``n`` two-conv blocks, pool, fc (§4.2)."""
+    """``6n + 2`` layers: stem conv, 3 stages of ``n`` two-conv blocks, pool, fc (§4.2).
+
+    ``option_a_pad`` places option A's zero channels (``"after"`` or ``"split"``, see
+    ``ShortcutA``); a plain net, or one with ``shortcut="B"``, only validates it.
+    """
 
     def __init__(
         self,
@@ -160,6 +192,7 @@ class CifarResNet(nn.Module):
         *,
         plain: bool = False,
         shortcut: Shortcut = "A",
+        option_a_pad: OptionAPad = "after",
         num_classes: int = 10,
         widths: tuple[int, int, int] = CIFAR_WIDTHS,
     ) -> None:
@@ -167,6 +200,7 @@ class CifarResNet(nn.Module):
         check_positive_int("n", n)
         check_positive_int("num_classes", num_classes)
         check_choice("shortcut", shortcut, SHORTCUTS)
+        check_choice("option_a_pad", option_a_pad, OPTION_A_PADS)
         if not isinstance(plain, bool):
             raise ValueError(f"plain must be a bool, got {plain!r}")
         if not isinstance(widths, tuple) or len(widths) != 3:
@@ -186,7 +220,7 @@ class CifarResNet(nn.Module):
                 blocks.append(
                     CifarPlainBlock(c_in, width, stride)
                     if plain
-                    else CifarBasicBlock(c_in, width, stride, shortcut=shortcut)
+                    else CifarBasicBlock(c_in, width, stride, shortcut=shortcut, option_a_pad=option_a_pad)
                 )
                 c_in = width
             stages.append(nn.Sequential(*blocks))
@@ -215,36 +249,53 @@ class CifarResNet(nn.Module):
 
 
 def cifar_resnet(
-    *, depth: int, plain: bool = False, shortcut: Shortcut = "A", num_classes: int = 10
+    *,
+    depth: int,
+    plain: bool = False,
+    shortcut: Shortcut = "A",
+    option_a_pad: OptionAPad = "after",
+    num_classes: int = 10,
 ) -> CifarResNet:
-    """A ``depth = 6n + 2`` CIFAR net; ``plain=True`` drops the shortcuts (``shortcut`` is
-    then only validated: a plain net has none)."""
-    return CifarResNet(depth_to_n(depth), plain=plain, shortcut=shortcut, num_classes=num_classes)
+    """A ``depth = 6n + 2`` CIFAR net; ``plain=True`` drops the shortcuts (``shortcut`` and
+    ``option_a_pad`` are then only validated: a plain net has none)."""
+    return CifarResNet(
+        depth_to_n(depth), plain=plain, shortcut=shortcut, option_a_pad=option_a_pad, num_classes=num_classes
+    )
 
 
-def cifar_resnet20(*, shortcut: Shortcut = "A", num_classes: int = 10) -> CifarResNet:
-    """ResNet-20 for CIFAR-10 (n = 3; Table 6: 0.27M)."""
-    return cifar_resnet(depth=20, shortcut=shortcut, num_classes=num_classes)
+def cifar_resnet20(
+    *, shortcut: Shortcut = "A", option_a_pad: OptionAPad = "after", num_classes: int = 10
+) -> CifarResNet:
+    """ResNet-20 for CIFAR-10 (n = 3; Table 6: 0.27M); ``option_a_pad``: see ``ShortcutA``."""
+    return cifar_resnet(depth=20, shortcut=shortcut, option_a_pad=option_a_pad, num_classes=num_classes)
 
 
-def cifar_resnet32(*, shortcut: Shortcut = "A", num_classes: int = 10) -> CifarResNet:
-    """ResNet-32 for CIFAR-10 (n = 5; Table 6: 0.46M)."""
-    return cifar_resnet(depth=32, shortcut=shortcut, num_classes=num_classes)
+def cifar_resnet32(
+    *, shortcut: Shortcut = "A", option_a_pad: OptionAPad = "after", num_classes: int = 10
+) -> CifarResNet:
+    """ResNet-32 for CIFAR-10 (n = 5; Table 6: 0.46M); ``option_a_pad``: see ``ShortcutA``."""
+    return cifar_resnet(depth=32, shortcut=shortcut, option_a_pad=option_a_pad, num_classes=num_classes)
 
 
-def cifar_resnet44(*, shortcut: Shortcut = "A", num_classes: int = 10) -> CifarResNet:
-    """ResNet-44 for CIFAR-10 (n = 7; Table 6: 0.66M)."""
-    return cifar_resnet(depth=44, shortcut=shortcut, num_classes=num_classes)
+def cifar_resnet44(
+    *, shortcut: Shortcut = "A", option_a_pad: OptionAPad = "after", num_classes: int = 10
+) -> CifarResNet:
+    """ResNet-44 for CIFAR-10 (n = 7; Table 6: 0.66M); ``option_a_pad``: see ``ShortcutA``."""
+    return cifar_resnet(depth=44, shortcut=shortcut, option_a_pad=option_a_pad, num_classes=num_classes)
 
 
-def cifar_resnet56(*, shortcut: Shortcut = "A", num_classes: int = 10) -> CifarResNet:
-    """ResNet-56 for CIFAR-10 (n = 9; Table 6: 0.85M)."""
-    return cifar_resnet(depth=56, shortcut=shortcut, num_classes=num_classes)
+def cifar_resnet56(
+    *, shortcut: Shortcut = "A", option_a_pad: OptionAPad = "after", num_classes: int = 10
+) -> CifarResNet:
+    """ResNet-56 for CIFAR-10 (n = 9; Table 6: 0.85M); ``option_a_pad``: see ``ShortcutA``."""
+    return cifar_resnet(depth=56, shortcut=shortcut, option_a_pad=option_a_pad, num_classes=num_classes)
 
 
-def cifar_resnet110(*, shortcut: Shortcut = "A", num_classes: int = 10) -> CifarResNet:
-    """ResNet-110 for CIFAR-10 (n = 18; Table 6: 1.7M)."""
-    return cifar_resnet(depth=110, shortcut=shortcut, num_classes=num_classes)
+def cifar_resnet110(
+    *, shortcut: Shortcut = "A", option_a_pad: OptionAPad = "after", num_classes: int = 10
+) -> CifarResNet:
+    """ResNet-110 for CIFAR-10 (n = 18; Table 6: 1.7M); ``option_a_pad``: see ``ShortcutA``."""
+    return cifar_resnet(depth=110, shortcut=shortcut, option_a_pad=option_a_pad, num_classes=num_classes)
 
 
 def cifar_plain20(*, num_classes: int = 10) -> CifarResNet:
@@ -286,12 +337,43 @@ _INIT = InitScheme(
     linear="torch_default",
     linear_bias="torch_default",
     bn="ones_zeros",
+    authority="paper",  # the convs; the fc: linear_authority
+    linear_authority="convention",
     source=(
-        "He et al. 2016 §3.4 initialise 'as in [13]' = He et al. 2015, whose Eq. (10) is the "
-        "forward condition Var[w] = 2 / (k^2 C_in) (fan_in; also the default of Caffe's "
-        "MSRAFiller; the authors released their ImageNet models for Caffe). With 3x3 convs of constant width, fan_in = "
-        "fan_out except in the three widening convs. BN gamma 1 / beta 0; the paper does not "
-        "specify the fc, which keeps nn.Linear's default"
+        "convs (paper): He et al. 2016 §3.4 'initialize the weights as in [13]' and §4.2 'adopt the "
+        "weight initialization in [13]', [13] = He et al. 2015, whose Eq. (10) is the forward "
+        "condition Var[w] = 2 / (k^2 C_in) (fan_in; also the default of Caffe's MSRAFiller). "
+        "He et al. 2015 §2.2 finds Eq. (14) (fan_out) equally sufficient; with 3x3 convs of constant "
+        "width the two differ only in the three widening convs. fc (convention): the paper does not "
+        "describe the classifier's init; it keeps nn.Linear's default. BN gamma 1 / beta 0"
+    ),
+)
+
+# He et al. 2016 §3.3 (A) / §4.2 (option A): "zero-padding shortcuts are used for increasing
+# dimensions"; the paper does not say where the zero channels go. Residual nets only: a plain
+# net has no shortcut.
+_OPEN_POINT = "He et al. 2016 §3.3 (A), §4.2: option A zero-pads the extra channels without saying where"
+_OPTION_A_READINGS = (
+    Reading(
+        name="zeros_after",
+        kwargs=MappingProxyType({"option_a_pad": "after"}),
+        source=(
+            "fb.resnet.torch models/resnet.lua shortcut() (shortcutType 'A'): "
+            "nn.SpatialAveragePooling(1, 1, stride, stride), then nn.Concat(2) of nn.Identity() and "
+            "nn.MulConstant(0): the input's channels first, the zero channels after"
+        ),
+        note=f"{_OPEN_POINT}; the default build: channels [0, C_in) carry the input",
+    ),
+    Reading(
+        name="zeros_split",
+        kwargs=MappingProxyType({"option_a_pad": "split"}),
+        source=(
+            "akamaster/pytorch_resnet_cifar10 resnet.py BasicBlock (option 'A'): "
+            "F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4)): planes // 4 zero "
+            "channels before the input's and planes // 4 after"
+        ),
+        note=f"{_OPEN_POINT}; same parameters and state_dict, the input lands on channels "
+        "[(C_out - C_in) // 2, ...) of the sum, so the function differs",
     ),
 )
 
@@ -318,11 +400,9 @@ def _register_all() -> None:
                     "widths": CIFAR_WIDTHS, "num_classes": 10,
                 }),  # fmt: skip
                 num_classes=10,
-                deviations=(
-                    "AdaptiveAvgPool2d(1) for the global average pool (8x8 at 32x32 input)",
-                    "option A's zero channels are appended after the input's (the paper does not "
-                    "say where; fb.resnet.torch appends)",
-                ),
+                deviations=("AdaptiveAvgPool2d(1) for the global average pool (8x8 at 32x32 input)",),
+                # where option A's zero channels go (see _OPTION_A_READINGS); plain nets have no shortcut
+                readings=() if plain else _OPTION_A_READINGS,
             )
         )
 

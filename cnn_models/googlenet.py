@@ -469,6 +469,7 @@ register_model(
             conv_bias="zeros",  # no conv has a bias
             linear_bias="torch_default",  # torchvision re-draws linear weights only
             bn="ones_zeros",
+            authority="torchvision",
             source="torchvision/models/googlenet.py GoogLeNet.__init__ (init_weights=True)",
         ),
         expected={
@@ -517,6 +518,7 @@ register_model(
             conv_bias="zeros",
             linear_bias="zeros",
             bn="ones_zeros",  # no BN in this model
+            authority="convention",  # Szegedy et al. 2015 state no initialisation
             source="the paper gives none (DistBelief); torchvision/models/vgg.py's no-BN scheme "
             "(PAPER_LAYOUT['init'] says why)",
         ),

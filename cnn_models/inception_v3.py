@@ -380,6 +380,7 @@ register_model(
             conv_bias="zeros",  # no conv has a bias
             linear_bias="torch_default",
             bn="ones_zeros",
+            authority="torchvision",
             source="torchvision/models/inception.py Inception3.__init__ (init_weights=True)",
         ),
         expected={

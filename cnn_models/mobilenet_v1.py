@@ -15,8 +15,13 @@ Sources:
   alpha = 1, 0.75, 0.5, 0.25 every product is an integer, so the rounding never matters for
   Tables 6 and 7. (The paper's TF-slim code clamps at ``min_depth = 8`` instead of 1; that
   only differs below alpha = 0.25.)
-* Section 3.4 (resolution multiplier rho): the input size; global average pooling makes
-  the network accept any input size.
+* Section 3.4 (resolution multiplier rho): the input size. Table 1 ends in "Avg Pool / s1,
+  Pool 7x7" on the 7x7 map of a 224 input, while Table 7 runs the same network at 192, 160
+  and 128 px (6x6, 5x5, 4x4 maps), which a fixed 7x7 pool cannot pool. The specs declare
+  both readings (``ArchSpec.readings``), selected by ``pool``: ``"global"`` (the default,
+  ``AdaptiveAvgPool2d(1)``: any input size) or ``"avg7"`` (``AvgPool2d(7, stride=1)`` as
+  Table 1 prints it: the same function at 224 px, and no 1x1 output at other sizes).
+  Neither pool has parameters or buffers, so the state_dict is the same.
 * Tables 6 and 7: parameters (4.2M / 2.6M / 1.3M / 0.5M) and mult-adds (569M / 325M / 149M
   / 41M at 224 px; 418M / 290M / 186M at 192 / 160 / 128 px for alpha = 1). Our exact counts,
   BN affine parameters and the classifier included: 4,231,976 / 2,585,560 / 1,331,592 /
@@ -32,24 +37,28 @@ state dicts read alike; block ``features.k`` (k = 1..13) holds ``dw`` and ``pw``
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import torch
 import torch.nn as nn
 
 from ._blocks import (
     ConvBNAct,
+    check_choice,
     check_positive_float,
     check_positive_int,
     check_probability,
     init_fan_out_normal_,
 )
 from ._registry import register_model
-from ._spec import ArchSpec, Expected, InitScheme
+from ._spec import ArchSpec, Expected, InitScheme, Reading
 
 __all__ = [
     "BLOCKS",
     "STEM",
     "DepthwiseSeparable",
     "MobileNetV1",
+    "POOLS",
     "mobilenet_v1",
     "mobilenet_v1_025",
     "mobilenet_v1_050",
@@ -71,6 +80,10 @@ BLOCKS: tuple[tuple[int, int], ...] = (
     (1024, 2),
     (1024, 1),
 )
+
+
+# The final pool: "global" (AdaptiveAvgPool2d(1)) or "avg7" (Table 1's "Avg Pool / s1, 7x7").
+POOLS = ("global", "avg7")
 
 
 def scale_width(channels: int, alpha: float) -> int:
@@ -100,7 +113,13 @@ class DepthwiseSeparable(nn.Module):
 
 
 class MobileNetV1(nn.Module):
-    """Table 1 body, thinned by ``alpha``; global average pool; ``[Dropout, Linear]`` head."""
+    """Table 1 body, thinned by ``alpha``; average pool; ``[Dropout, Linear]`` head.
+
+    ``pool="global"``: ``AdaptiveAvgPool2d(1)``, any input size. ``pool="avg7"``:
+    ``AvgPool2d(7, stride=1)``, Table 1 to the letter: the same at 224 px (7x7 map); on a
+    smaller map it raises, on a larger one the pooled map is not 1x1 and the classifier's
+    input size does not match.
+    """
 
     def __init__(
         self,
@@ -110,11 +129,13 @@ class MobileNetV1(nn.Module):
         dropout: float = 0.0,
         blocks: tuple[tuple[int, int], ...] = BLOCKS,
         stem: tuple[int, int] = STEM,
+        pool: str = "global",
     ) -> None:
         super().__init__()
         alpha = check_positive_float("alpha", alpha)
         check_positive_int("num_classes", num_classes)
         dropout = check_probability("dropout", dropout)
+        check_choice("pool", pool, POOLS)
         _check_table("stem", [stem])
         _check_table("blocks", blocks)
 
@@ -125,7 +146,9 @@ class MobileNetV1(nn.Module):
             layers.append(DepthwiseSeparable(channels, scale_width(out, alpha), stride))
             channels = scale_width(out, alpha)
         self.features = nn.Sequential(*layers)  # (N, 1024a, H/32, W/32)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)  # (N, 1024a, 1, 1)
+        self.avgpool: nn.Module = (  # (N, 1024a, 1, 1); avg7 only from a 7x7 map
+            nn.AdaptiveAvgPool2d(1) if pool == "global" else nn.AvgPool2d(7, stride=1)
+        )
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(channels, num_classes))
         self.last_channel = channels
         init_fan_out_normal_(self)
@@ -154,24 +177,27 @@ def _check_table(name: str, rows: object) -> None:
 # --- builders ------------------------------------------------------------------------------
 
 
-def mobilenet_v1(*, alpha: float = 1.0, num_classes: int = 1000, dropout: float = 0.0) -> MobileNetV1:
-    """1.0 MobileNet-224 (Table 1); ``alpha`` is the width multiplier of Section 3.3."""
-    return MobileNetV1(alpha=alpha, num_classes=num_classes, dropout=dropout)
+def mobilenet_v1(
+    *, alpha: float = 1.0, num_classes: int = 1000, dropout: float = 0.0, pool: str = "global"
+) -> MobileNetV1:
+    """1.0 MobileNet-224 (Table 1); ``alpha`` is the width multiplier of Section 3.3, ``pool``
+    the final pool (``"global"`` or ``"avg7"``, see ``MobileNetV1``)."""
+    return MobileNetV1(alpha=alpha, num_classes=num_classes, dropout=dropout, pool=pool)
 
 
-def mobilenet_v1_075(*, num_classes: int = 1000, dropout: float = 0.0) -> MobileNetV1:
-    """0.75 MobileNet-224 (Table 6)."""
-    return MobileNetV1(alpha=0.75, num_classes=num_classes, dropout=dropout)
+def mobilenet_v1_075(*, num_classes: int = 1000, dropout: float = 0.0, pool: str = "global") -> MobileNetV1:
+    """0.75 MobileNet-224 (Table 6); ``pool``: see ``MobileNetV1``."""
+    return MobileNetV1(alpha=0.75, num_classes=num_classes, dropout=dropout, pool=pool)
 
 
-def mobilenet_v1_050(*, num_classes: int = 1000, dropout: float = 0.0) -> MobileNetV1:
-    """0.5 MobileNet-224 (Table 6)."""
-    return MobileNetV1(alpha=0.5, num_classes=num_classes, dropout=dropout)
+def mobilenet_v1_050(*, num_classes: int = 1000, dropout: float = 0.0, pool: str = "global") -> MobileNetV1:
+    """0.5 MobileNet-224 (Table 6); ``pool``: see ``MobileNetV1``."""
+    return MobileNetV1(alpha=0.5, num_classes=num_classes, dropout=dropout, pool=pool)
 
 
-def mobilenet_v1_025(*, num_classes: int = 1000, dropout: float = 0.0) -> MobileNetV1:
-    """0.25 MobileNet-224 (Table 6)."""
-    return MobileNetV1(alpha=0.25, num_classes=num_classes, dropout=dropout)
+def mobilenet_v1_025(*, num_classes: int = 1000, dropout: float = 0.0, pool: str = "global") -> MobileNetV1:
+    """0.25 MobileNet-224 (Table 6); ``pool``: see ``MobileNetV1``."""
+    return MobileNetV1(alpha=0.25, num_classes=num_classes, dropout=dropout, pool=pool)
 
 
 # --- specs ---------------------------------------------------------------------------------
@@ -179,16 +205,47 @@ def mobilenet_v1_025(*, num_classes: int = 1000, dropout: float = 0.0) -> Mobile
 _INIT = InitScheme(
     conv="kaiming_normal_fan_out",
     linear="normal_0.01",
-    source="torchvision models/mobilenetv2.py (the paper's TF-slim code: truncated normal, stddev 0.09)",
+    authority="convention",
+    source=(
+        "convention: the paper states no initialisation. The builder draws torchvision's MobileNet v2 "
+        "scheme (torchvision/models/mobilenetv2.py MobileNetV2.__init__: kaiming_normal_ fan_out convs, "
+        "N(0, 0.01) linear, zero biases, BN 1/0) through _blocks.init_fan_out_normal_; the TF-slim "
+        "code (research/slim/nets/mobilenet_v1.py mobilenet_v1_arg_scope) draws truncated normal, stddev 0.09"
+    ),
+)
+# Table 1's "Avg Pool / s1, Pool 7x7, 7x7x1024" against Table 7's 192 / 160 / 128 px inputs.
+_OPEN_POINT = (
+    "Howard et al. 2017 Table 1 prints 'Avg Pool / s1, Pool 7x7' on the 7x7x1024 map of a 224 input; "
+    "Table 7 (Section 3.4) runs the same network at 192, 160, 128 px, whose 6x6, 5x5, 4x4 maps a "
+    "7x7 pool cannot pool"
+)
+_READINGS = (
+    Reading(
+        name="global_pool",
+        kwargs=MappingProxyType({"pool": "global"}),
+        source=(
+            "Howard et al. 2017 Section 3.2: 'a final average pooling reduces the spatial resolution "
+            "to 1 before the fully connected layer', and Table 7; TF-slim research/slim/nets/mobilenet_v1.py "
+            "mobilenet_v1() pools with a 7x7 kernel reduced to the map (_reduced_kernel_size_for_small_input), "
+            "i.e. over the whole map at 224 px and below"
+        ),
+        note=f"{_OPEN_POINT}; the default build: AdaptiveAvgPool2d(1), any input size",
+    ),
+    Reading(
+        name="avg_pool_7x7",
+        kwargs=MappingProxyType({"pool": "avg7"}),
+        source="Howard et al. 2017 Table 1, 'Avg Pool / s1, Pool 7x7', read literally: AvgPool2d(7, stride=1)",
+        note=f"{_OPEN_POINT}; the same function at 224 px; at 192 px and below the pool has no output",
+    ),
 )
 _DEVIATIONS = (
     "Table 1 prints 'Conv dw / s2' on the last depthwise conv, but its input-size column "
-    "(7x7x1024 before and after) and 'Avg Pool 7x7' need stride 1, as in TF-slim "
-    "(tensorflow/models issue 1997); we follow the sizes (stride 1)",
-    "Table 1 ends in 'Avg Pool 7x7'; we use global average pooling (AdaptiveAvgPool2d(1)): "
-    "identical at 224 px, and it lets the resolution multiplier (Section 3.4) change the input size",
-    "init: the paper's TF-slim code draws conv weights from a truncated normal (stddev 0.09); we use "
-    "torchvision MobileNet v2's kaiming_normal fan_out for convs, N(0, 0.01) for the FC, BN 1/0",
+    "(7x7x1024 before and after) and 'Avg Pool 7x7' need stride 1, as TF-slim's "
+    "research/slim/nets/mobilenet_v1.py (the last DepthSepConv of its conv defs has stride 1); "
+    "we follow the sizes (stride 1)",
+    "init: the paper states none (authority 'convention'); the TF-slim code draws conv weights from a "
+    "truncated normal (stddev 0.09), we use torchvision MobileNet v2's kaiming_normal fan_out for "
+    "convs, N(0, 0.01) for the FC, BN 1/0",
     "BatchNorm uses PyTorch's defaults (eps 1e-5, momentum 0.1); TF-slim used eps 1e-3, decay 0.9997",
     "padding: PyTorch pads 1 on every side; TF 'SAME' pads stride-2 convs on even inputs only at "
     "the bottom/right, so output sizes agree but the sampling grid is offset by one pixel",
@@ -261,5 +318,6 @@ for _name, _builder, _alpha, _params, _macs, _exact in _VARIANTS:
             },
             builder_kwargs={},
             deviations=_DEVIATIONS,
+            readings=_READINGS,  # the final pool: global or Table 1's 7x7
         )
     )

@@ -190,7 +190,9 @@ register_model(
         init=InitScheme(
             conv="kaiming_normal_fan_out",
             linear="normal_0.01",
-            source="torchvision models/mobilenetv2.py",
+            authority="torchvision",
+            source="torchvision/models/mobilenetv2.py MobileNetV2.__init__: kaiming_normal_ fan_out convs, "
+            "N(0, 0.01) linear, zero biases, BN 1/0",
         ),
         expected={
             "params": Expected(3_504_872, source="torchvision MobileNet_V2_Weights meta num_params"),

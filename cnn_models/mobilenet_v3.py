@@ -265,7 +265,9 @@ for _name, _builder, _setting, _last, _params, _ops, _table, _paper in (
             init=InitScheme(
                 conv="kaiming_normal_fan_out",
                 linear="normal_0.01",
-                source="torchvision models/mobilenetv3.py",
+                authority="torchvision",
+                source="torchvision/models/mobilenetv3.py MobileNetV3.__init__: kaiming_normal_ fan_out convs, "
+                "N(0, 0.01) linears, zero biases, BN 1/0",
             ),
             expected={
                 "params": Expected(_params, source="torchvision weights meta num_params"),

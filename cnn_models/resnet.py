@@ -471,8 +471,9 @@ _INIT = InitScheme(
     linear="torch_default",
     linear_bias="torch_default",
     bn="ones_zeros",
+    authority="torchvision",
     source=(
-        "torchvision models/resnet.py: kaiming_normal_(mode='fan_out', nonlinearity='relu') "
+        "torchvision/models/resnet.py ResNet.__init__: kaiming_normal_(mode='fan_out', nonlinearity='relu') "
         "for convs (He et al. 2015, Eq. 14, backward form), BN weight 1 / bias 0, fc left at "
         "nn.Linear's default; zero_init_residual zeroes bn2 (BasicBlock) / bn3 (Bottleneck)"
     ),

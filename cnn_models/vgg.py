@@ -197,6 +197,7 @@ _INIT = InitScheme(
     conv_bias="zeros",
     linear_bias="zeros",
     bn="ones_zeros",
+    authority="torchvision",
     source="torchvision/models/vgg.py VGG.__init__ (init_weights=True)",
 )
 

@@ -1,23 +1,37 @@
 """The gate: is a candidate model the architecture it claims to be?
 
-``check(candidate, reference=..., spec=...)`` runs every check that applies and collects all
-failures into one ``Report``; a check that raises becomes a failed check naming the
-exception, so one broken forward pass does not hide the other findings.
+``check(candidate, reference=..., spec=...)`` is one pipeline:
+
+1. build the candidate and the reference on ``meta`` and trace each once
+   (``conformance.trace``: every op with its attributes and the tensors it consumes);
+2. align the traces (``conformance.align``): tensors paired by their role in the dataflow
+   graph, never by name, or the op where the two computations part;
+3. run the checks, each reading the traces, the alignment and the spec, and collect every
+   failure into one ``Report``. A check the model makes raise is that check's failure; an
+   exception of the gate's own code is the report's error (exit 2), never the candidate's.
 
 Oracles, all independent of the candidate:
 * the spec's expected numbers (torchvision weights meta, paper tables), read live from
   torchvision where it has the model;
 * the closed-form plan of the spec's config (``conformance.formulas``);
-* the reference model (a torchvision builder), compared structurally on ``meta`` and
-  numerically after randomizing every parameter and buffer.
+* the reference model (a torchvision builder, or our implementation of a paper-only spec
+  in each reading the spec admits), compared op by op and numerically after randomizing
+  every parameter and buffer and copying them across through the alignment;
+* the initialisation: the spec's declared scheme, bound by its authority (paper,
+  torchvision, or convention, which is advisory unless ``strict``), or without a spec the
+  reference's own fresh initialisation, tensor by aligned tensor.
 
 Cheap checks (meta device) run first; numerics run at a small input size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Callable, Mapping
+import functools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,12 +39,13 @@ import torch.nn as nn
 
 from cnn_models import ArchSpec
 
-from .compare import numerics_checks, state_dict_diff
+from .align import Alignment, align
+from .compare import materialize, numerics_checks, state_dict_diff
 from .errors import UsageError
 from .init_check import init_failures
-from .inspect import ForwardError, LayerRow, layer_table
 from .loading import build_candidate_on_meta
 from .report import CheckResult, Report
+from .trace import Trace, TraceError, trace_model
 
 __all__ = ["check", "check_builtin", "check_candidate", "resolve_reference", "torchvision_meta"]
 
@@ -49,36 +64,57 @@ def torchvision_meta(name: str) -> dict[str, Any]:
     return dict(next(iter(weights)).meta)
 
 
+# The configuration torchvision's published weights describe, where its builder with
+# ``weights=None`` builds another one by default: torchvision/models/googlenet.py drops the
+# auxiliary heads once weights are loaded (the 6,624,904 of its meta num_params), and
+# ``init_weights=True`` only silences the builder's warning about the init it draws.
+PUBLISHED_CONFIG: dict[str, dict[str, Any]] = {
+    "googlenet": {"aux_logits": False, "init_weights": True},
+    "inception_v3": {"aux_logits": True, "init_weights": True},
+}
+
+
+def _parse_reference(target: str) -> tuple[str, dict[str, Any]]:
+    """``torchvision:NAME`` or ``torchvision:NAME(key=value, ...)`` with Python literals."""
+    import ast
+
+    kind, _, rest = target.partition(":")
+    name, paren, args = rest.partition("(")
+    if kind != "torchvision" or not name or (paren and not args.endswith(")")):
+        raise UsageError(f"--reference {target!r}: expected torchvision:NAME or torchvision:NAME(key=value, ...)")
+    kwargs: dict[str, Any] = {}
+    if paren:
+        try:
+            call = ast.parse(f"f({args}", mode="eval").body
+            assert isinstance(call, ast.Call) and not call.args
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
+        except (SyntaxError, ValueError, AssertionError):
+            raise UsageError(f"--reference {target!r}: the arguments must be key=value pairs of Python "
+                             f"literals, e.g. torchvision:googlenet(aux_logits=True)") from None
+    return name.strip(), kwargs
+
+
 def resolve_reference(target: str, **kwargs: Any) -> Factory:
-    """``torchvision:NAME`` -> a zero-argument factory for torchvision's builder (no weights)."""
-    kind, _, name = target.partition(":")
-    if kind != "torchvision" or not name:
-        raise UsageError(f"--reference {target!r}: expected torchvision:NAME")
+    """``torchvision:NAME[(key=value, ...)]`` -> a zero-argument factory for torchvision's
+    builder (no weights), in the configuration its published weights describe
+    (``PUBLISHED_CONFIG``) unless the target's own arguments or ``kwargs`` say otherwise."""
+    name, given = _parse_reference(target)
     import torchvision.models as tvm
 
     if name not in tvm.list_models():
         close = difflib.get_close_matches(name, tvm.list_models(), n=4)
         hint = f" (close: {', '.join(close)})" if close else ""
         raise UsageError(f"--reference {target!r}: torchvision has no model {name!r}{hint}")
+    config = {**PUBLISHED_CONFIG.get(name, {}), **kwargs, **given}
 
     def factory() -> nn.Module:
-        return tvm.get_model(name, weights=None, **kwargs)
+        return tvm.get_model(name, weights=None, **config)
 
     return factory
 
 
 def _count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def _structural_rows(rows: list[LayerRow]) -> list[LayerRow]:
-    """Leaves that shape the computation: every layer with parameters, and every pooling.
-
-    Activations, dropout and identities are left to the numerical checks, which name the
-    first module whose output differs; naming conventions for them vary between faithful
-    implementations (torchvision reuses one ``relu``, timm has ``act1``/``act2``).
-    """
-    return [r for r in rows if r.is_leaf and (r.params > 0 or "Pool" in r.kind)]
 
 
 def _as_spec(spec: ArchSpec | str | None) -> ArchSpec | None:
@@ -118,14 +154,6 @@ def _closed_form_failure(spec: ArchSpec, exc: Exception) -> str:
     return f"{where} {config!r} raised {type(exc).__name__}: {exc}"
 
 
-def _guard(name: str, fn: Callable[[], CheckResult]) -> CheckResult:
-    try:
-        return fn()
-    except Exception as exc:
-        return CheckResult(name, "fail", f"raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                           [f"{type(exc).__name__}: {exc}"])
-
-
 # --- individual checks ---------------------------------------------------------------------
 
 
@@ -157,67 +185,59 @@ def _check_output_shape(cand_rows_out: tuple[int, ...], expected: tuple[int, ...
     return CheckResult.from_failures("output_shape", fails, f"(N, {', '.join(map(str, cand_rows_out))})")
 
 
-def _check_layer_sequence(cand: list[LayerRow], ref: list[LayerRow], partial: bool = False) -> CheckResult:
-    """Parametric and pooling leaf calls in forward order: kind, output shape, params.
+_KIND = {"conv": "Conv2d", "linear": "Linear"}
 
-    ``partial``: the candidate's forward raised, so compare only the layers that ran.
-    """
-    ra, rb = _structural_rows(ref), _structural_rows(cand)
-    if partial:
-        ra = ra[: len(rb)]
-    a = [(r.kind, r.out_shape, r.params) for r in ra]
-    b = [(r.kind, r.out_shape, r.params) for r in rb]
-    failures: list[str] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-        if op == "equal":
+
+def _layer_rows(trace: Trace, alignment: Alignment | None) -> dict[str, tuple[str, tuple[int, ...], int, str]]:
+    """Parametric ops of a trace as (kind, out shape, params, own name), keyed by the
+    reference's module name when an alignment renames them (so a plan written in the
+    reference's layout can be looked up), else by the module owning the op's weight."""
+    pairs = alignment.pairs if alignment is not None else {}
+    rows: dict[str, tuple[str, tuple[int, ...], int, str]] = {}
+    for op in trace.ops:
+        weight = next((k for role, k in op.tensors if role == "weight"), None)
+        if weight is None:
             continue
-        if op == "replace" and i2 - i1 == j2 - j1:
-            for r, c in zip(ra[i1:i2], rb[j1:j2], strict=False):
-                failures.append(
-                    f"{c.name}: expected {r.kind} out {r.out_shape} with {r.params:,} params (reference {r.name}), "
-                    f"got {c.kind} out {c.out_shape} with {c.params:,} params"
-                )
-            continue
-        for r in ra[i1:i2]:
-            failures.append(f"{r.name}: reference layer {r.kind} out {r.out_shape} ({r.params:,} params) has no counterpart in the candidate")
-        for c in rb[j1:j2]:
-            failures.append(f"{c.name}: candidate layer {c.kind} out {c.out_shape} ({c.params:,} params) is not in the reference")
-    note = " (up to where the forward raised)" if partial else ""
-    return CheckResult.from_failures("layer_table", failures, f"{len(b)} parametric/pooling layers vs {len(a)} in the reference{note}")
+        kind = _KIND.get(op.kind) or ("BatchNorm2d" if op.kind == "norm" and op.attrs.get("kind") == "batch" else op.kind)
+        params = sum(_numel(trace.shapes[k]) for _, k in op.tensors if k in trace.params)
+        own = weight.rpartition(".")[0]
+        name = pairs.get(weight, weight).rpartition(".")[0]
+        rows.setdefault(name, (kind, op.out_shape, params, own))
+    return rows
 
 
-def _check_plan_layers(
-    cand: list[LayerRow], plan: Any, train_rows: Callable[[], list[LayerRow]], partial: bool = False
-) -> CheckResult:
-    """Every Conv2d/BN/Linear of the closed-form plan exists in the candidate, by name.
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
 
-    ``cand`` is the eval-mode table; layers that run only in train mode (auxiliary heads)
-    are looked up in ``train_rows()``, computed only when the eval table lacks a layer.
-    ``partial``: the forward pass raised, so layers after the failure never ran; they are not
-    reported missing (the forward error is its own failure), the layers that ran are compared.
-    """
-    got = {r.name: r for r in cand if r.kind in PARAMETRIC or r.params > 0}
+
+def _check_plan_layers(subject: Subject) -> CheckResult:
+    """Every Conv2d/BN/Linear of the closed-form plan has its op in the candidate's trace,
+    found through the alignment (any names), with the plan's output shape and parameters."""
+    plan, trace = subject.plan, subject.cand_trace
+    assert plan is not None and trace is not None
+    got = _layer_rows(trace, subject.alignment)
     planned = {layer.name: layer for layer in plan.layers if layer.kind in PARAMETRIC}
-    if set(planned) - set(got) and not partial:
-        try:
-            extra = train_rows()
-        except ForwardError as exc:  # the train-mode pass broke too: use what it recorded
-            extra, partial = exc.rows, True
-        for r in extra:
-            if r.name not in got and (r.kind in PARAMETRIC or r.params > 0):
-                got[r.name] = r
+    if set(planned) - set(got):  # layers that run only in train mode (auxiliary heads)
+        with contextlib.suppress(TraceError):
+            for k, v in _layer_rows(trace_model(subject.cand_meta, subject.size, train=True), subject.alignment).items():
+                got.setdefault(k, v)
     failures = []
     for name, layer in planned.items():
         found = got.get(name)
-        if found is None and partial:
-            continue
         if found is None:
-            failures.append(f"{name}: closed form has {layer.kind} out {layer.out_shape} ({layer.params:,} params), candidate has no such module")
-        elif (found.kind, found.out_shape, found.params) != (layer.kind, layer.out_shape, layer.params):
-            failures.append(f"{name}: expected {layer.kind} out {layer.out_shape} with {layer.params:,} params (closed form), got {found.kind} out {found.out_shape} with {found.params:,}")
-    for name, r in got.items():
-        if name not in planned and r.kind in PARAMETRIC:
-            failures.append(f"{name}: candidate {r.kind} out {r.out_shape} ({r.params:,} params) is not in the closed-form plan")
+            failures.append(f"{name}: closed form has {layer.kind} out {layer.out_shape} ({layer.params:,} params), "
+                            f"the candidate has no such op")
+            continue
+        kind, shape, params, own = found
+        where = name if own == name else f"{own} (plan {name})"
+        if (kind, shape, params) != (layer.kind, layer.out_shape, layer.params):
+            failures.append(f"{where}: expected {layer.kind} out {layer.out_shape} with {layer.params:,} params "
+                            f"(closed form), got {kind} out {shape} with {params:,}")
+    failures += [f"{own}: candidate {kind} out {shape} ({params:,} params) is not in the closed-form plan"
+                 for name, (kind, shape, params, own) in got.items() if name not in planned and kind in PARAMETRIC]
     return CheckResult.from_failures("closed_form_layers", failures, f"{len(planned)} planned parametric layers")
 
 
@@ -229,6 +249,14 @@ def _check_macs(cand_meta: nn.Module, spec: ArchSpec | None, input_size: tuple[i
     rep = flops_report(cand_meta, input_size, spec=spec)
     failures = [a.describe() for a in rep.agreements if not a.ok]
     evidence = [f"{o.name} {o.macs / 1e6:,.1f}M" for o in rep.oracles if o.available and o.macs is not None]
+    # FlopCounterMode files MACs under the module class that ran them: a candidate whose
+    # convolutions run inside classes of its own (a fused ConvBNAct, functional ops in the
+    # root) has no per-type breakdown to compare; the total still binds
+    own_kinds = [a.what for a in rep.agreements if a.what != "total MACs" and a.expected == 0 and a.got > 0]
+    if own_kinds and all(a.ok for a in rep.agreements if a.what == "total MACs"):
+        failures = [a.describe() for a in rep.agreements if not a.ok and a.what == "total MACs"]
+        evidence.append(f"per-type breakdown n/a: MACs run in the candidate's own classes "
+                        f"({', '.join(k.removesuffix(' MACs') for k in own_kinds[:3])})")
     if spec is None and tv_name and (tv := torchvision_ops(tv_name)) is not None:
         at = (input_size[0], tv.crop_size, tv.crop_size)
         got = count_flops(cand_meta, at).macs
@@ -239,26 +267,16 @@ def _check_macs(cand_meta: nn.Module, spec: ArchSpec | None, input_size: tuple[i
         for key, exp in spec.expected.items():
             if key.startswith("macs@"):
                 size = exp.input_size or spec.input_size
+                try:
+                    trace_model(cand_meta, size)
+                except TraceError as exc:  # e.g. a fixed AvgPool2d(7), which runs only at 224
+                    evidence.append(f"{key} n/a: the candidate cannot run at {size} ({str(exc).split(': ', 1)[-1]})")
+                    continue
                 got = count_flops(cand_meta, size).macs
                 evidence.append(f"{key} {got / 1e6:,.1f}M")
                 if not exp.holds_for(got):
                     failures.append(f"MACs at {size}: expected {exp.describe()}, got {got:,}")
     return CheckResult.from_failures("macs", failures, "; ".join(evidence))
-
-
-def _check_init(factory: Factory, spec: ArchSpec, zero_init_factory: Factory | None) -> CheckResult:
-    torch.manual_seed(0)
-    failures = init_failures(factory(), spec.init)
-    evidence = f"conv {spec.init.conv}, linear {spec.init.linear}, BN gamma 1 beta 0"
-    if zero_init_factory is not None and spec.zero_init_residual_bns:
-        model = zero_init_factory()
-        zero = frozenset(
-            n for n, m in model.named_modules()
-            if isinstance(m, nn.BatchNorm2d) and n.rsplit(".", 1)[-1] in spec.zero_init_residual_bns and n.startswith("layer")
-        )
-        failures += [f"zero_init_residual=True: {f}" for f in init_failures(model, spec.init, zero)]
-        evidence += f"; zero_init_residual: {len(zero)} BN gammas exactly 0"
-    return CheckResult.from_failures("init", failures, evidence)
 
 
 def _check_forward_alone(factory: Factory, input_size: tuple[int, ...]) -> CheckResult:
@@ -281,6 +299,246 @@ def _check_forward_alone(factory: Factory, input_size: tuple[int, ...]) -> Check
 # --- the gate ----------------------------------------------------------------------------------
 
 
+@dataclass
+class Subject:
+    """What every check reads: both models on meta, their traces, the alignment, the spec."""
+
+    candidate: Factory
+    reference: Factory | None
+    spec: ArchSpec | None
+    cand_meta: nn.Module
+    ref_meta: nn.Module | None
+    size: tuple[int, int, int]
+    small: tuple[int, int, int]
+    tv_name: str | None
+    tv_meta: dict[str, Any] | None
+    plan: Any = None
+    cand_trace: Trace | None = None
+    trace_error: TraceError | None = None
+    ref_trace: Trace | None = None
+    alignment: Alignment | None = None
+    strict: bool = False
+    require_keys: bool = False
+    readings: Sequence[tuple[str, Factory]] = ()
+    input_note: str = ""
+
+
+def _gate_fault(exc: BaseException) -> bool:
+    """True when ``exc`` was raised by this package's own code, not by the model's: the last
+    frame outside torch lies in ``conformance``."""
+    import traceback
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    models = os.path.join(here, "claims", "exhibits.py")  # the tutorial's models, re-implemented: model code
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+    frames = [f.filename for f in traceback.extract_tb(exc.__traceback__)]
+    outside_torch = [f for f in frames if not os.path.abspath(f).startswith(torch_dir)]
+    last = os.path.abspath(outside_torch[-1]) if outside_torch else ""
+    return last.startswith(here) and last != models
+
+
+class GateFault(Exception):
+    """The gate itself raised: an error of this package, reported as such (exit 2)."""
+
+
+def _run_check(name: str, fn: Callable[[], CheckResult | list[CheckResult]]) -> list[CheckResult]:
+    """Run one check; an exception from the model is that check's failure, one from the gate's
+    own code a ``GateFault`` (never the candidate's failure)."""
+    try:
+        out = fn()
+    except Exception as exc:
+        if _gate_fault(exc):
+            import traceback
+
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            raise GateFault(f"check {name!r}: the gate raised {type(exc).__name__}: {exc} "
+                            f"(at {frame.filename}:{frame.lineno})") from exc
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return [CheckResult(name, "fail", f"raised {type(exc).__name__}: {first}", [f"{type(exc).__name__}: {exc}"])]
+    return out if isinstance(out, list) else [out]
+
+
+def _check_output(subject: Subject) -> CheckResult:
+    if subject.trace_error is not None:
+        return CheckResult("output_shape", "fail", "the forward pass raised", [str(subject.trace_error)])
+    trace = subject.cand_trace
+    assert trace is not None
+    got = _out_shape(trace)
+    if subject.ref_trace is not None:
+        expected, source = _out_shape(subject.ref_trace), "reference model"
+    elif subject.plan is not None:
+        expected, source = subject.plan.out_shape, "closed form"
+    else:
+        expected, source = ((subject.spec.num_classes,) if subject.spec else got), "spec num_classes"
+    return _check_output_shape(got, tuple(expected), source)
+
+
+def _out_shape(trace: Trace) -> tuple[int, ...]:
+    first = trace.outputs[0] if trace.outputs else -1
+    return trace.ops[first].out_shape if first >= 0 else tuple(trace.input_size)
+
+
+def _group(differences: Sequence[Any]) -> list[str]:
+    """One line per kind of difference: 27 ReLU6-for-ReLU ops are one cause, said once."""
+    groups: dict[str, list[Any]] = {}
+    for d in differences:
+        key = repr(sorted(d.attrs.items())) if d.candidate is not None and d.reference is not None else d.describe()
+        groups.setdefault(key, []).append(d)
+    out = []
+    for ds in groups.values():
+        more = f" (and {len(ds) - 1} more op(s) alike: {', '.join(d.candidate.module for d in ds[1:4] if d.candidate)}" \
+               f"{' ...' if len(ds) > 4 else ''})" if len(ds) > 1 else ""
+        out.append(ds[0].describe() + more)
+    return out
+
+
+def _check_alignment(subject: Subject) -> CheckResult:
+    al = subject.alignment
+    assert al is not None
+    evidence = f"{al.candidate_ops} ops vs {al.reference_ops}; {al.describe()}"
+    if al.notes:
+        evidence += "; " + "; ".join(dict.fromkeys(n.split(": ", 1)[1] for n in al.notes))
+    failures = _group(al.differences)
+    failures += [f"{k}: candidate tensor {subject.cand_trace.shapes[k] if subject.cand_trace else ''} "
+                 f"has no counterpart in the reference" for k in al.unpaired_candidate]
+    failures += [f"{k}: reference tensor has no counterpart in the candidate" for k in al.unpaired_reference]
+    data = {"pairs": al.pairs, "renamed": al.renamed}
+    return CheckResult.from_failures("alignment", failures, evidence, data)
+
+
+def _check_keys(subject: Subject) -> CheckResult:
+    """State_dict key compatibility: binding only when asked (``require_keys``: a built-in whose
+    torchvision weights must load directly), otherwise said and left advisory."""
+    assert subject.ref_meta is not None
+    diff = state_dict_diff(subject.cand_meta, subject.ref_meta)
+    n_c, n_r = len(subject.cand_meta.state_dict()), len(subject.ref_meta.state_dict())
+    if not diff:
+        return CheckResult("state_dict", "pass", f"{n_c} keys, the reference's names and shapes")
+    why = "binding: the reference's weights must load by name" if subject.require_keys else \
+        "advisory: the alignment pairs tensors by role; --require-keys makes names binding"
+    status = "fail" if subject.require_keys else "advisory"
+    return CheckResult("state_dict", status, f"{len(diff)} key difference(s) in {n_c} vs {n_r} keys ({why})", diff)
+
+
+def _init_authority(spec: ArchSpec, linear: bool) -> str:
+    init = spec.init
+    auth = getattr(init, "authority", "") or "torchvision"
+    return (getattr(init, "linear_authority", None) or auth) if linear else auth
+
+
+def _check_init_spec(subject: Subject, zero_init_factory: Factory | None) -> CheckResult:
+    """The candidate's fresh weights against the spec's declared scheme, judged in the
+    reference's layout (the candidate's tensors are put into it through the alignment, so
+    any names and functional layers are judged alike). What the spec's source does not fix
+    (authority "convention") is advisory unless ``strict``."""
+    spec = subject.spec
+    assert spec is not None
+    torch.manual_seed(0)
+    fresh = subject.candidate()
+    judged, rename = fresh, {}
+    al = subject.alignment
+    if al is not None and al.complete and al.renamed and subject.reference is not None:
+        judged = materialize(subject.reference, torch.float32)
+        state = fresh.state_dict()
+        judged.load_state_dict({r: state[c] for c, r in al.pairs.items()}, strict=True)
+        rename = {r.rpartition(".")[0]: c.rpartition(".")[0] for c, r in al.pairs.items()}
+    modules = dict(judged.named_modules())
+    binding: list[str] = []
+    advisory: list[str] = []
+    for line in init_failures(judged, spec.init):
+        module = line.split(":", 1)[0]
+        own = rename.get(module, module)
+        text = line if own == module else f"{own} (reference layout {module}):{line.split(':', 1)[1]}"
+        is_linear = isinstance(modules.get(module), nn.Linear)
+        (advisory if _init_authority(spec, is_linear) == "convention" and not subject.strict else binding).append(text)
+    evidence = f"conv {spec.init.conv}, linear {spec.init.linear}, BN gamma 1 beta 0 ({spec.init.source.split(';')[0]})"
+    if zero_init_factory is not None and spec.zero_init_residual_bns:
+        model = zero_init_factory()
+        zero = frozenset(
+            n for n, m in model.named_modules()
+            if isinstance(m, nn.BatchNorm2d) and n.rsplit(".", 1)[-1] in spec.zero_init_residual_bns and n.startswith("layer")
+        )
+        binding += [f"zero_init_residual=True: {f}" for f in init_failures(model, spec.init, zero)]
+        evidence += f"; zero_init_residual: {len(zero)} BN gammas exactly 0"
+    if spec.torchvision and subject.reference is not None and _init_authority(spec, False) == "torchvision":
+        # the declaration is itself an expectation: held against torchvision's own fresh init
+        torch.manual_seed(1)
+        tv = subject.reference()
+        wrong = [f"the spec declares what torchvision does not draw: torchvision:{spec.torchvision} {line}"
+                 for line in init_failures(tv, spec.init)]
+        binding += wrong
+        evidence += f"; the declaration {'fails' if wrong else 'holds'} for torchvision:{spec.torchvision}'s own fresh init"
+    if binding:
+        return CheckResult("init", "fail", evidence, binding + [f"(advisory) {a}" for a in advisory])
+    if advisory:
+        return CheckResult("init", "advisory", evidence + f"; {len(advisory)} departure(s) from what the spec's "
+                           f"source leaves open (authority: convention; --strict makes them binding)", advisory)
+    return CheckResult("init", "pass", evidence)
+
+
+def _check_init_reference(subject: Subject) -> CheckResult:
+    """No spec: the reference's own fresh initialisation is the oracle, tensor by aligned tensor."""
+    from .init_check import compare_init
+
+    al = subject.alignment
+    assert al is not None and subject.reference is not None
+    torch.manual_seed(0)
+    cand = subject.candidate().state_dict()
+    torch.manual_seed(1)
+    ref = subject.reference().state_dict()
+    pairs = [(c, cand[c], r, ref[r]) for c, r in al.pairs.items() if c in cand and r in ref]
+    failures = compare_init(pairs)
+    return CheckResult.from_failures("init", failures, f"{len(pairs)} tensors vs the reference's own fresh "
+                                     f"initialisation (two-sample: constants exactly, law, scale, mean)")
+
+
+def _numerics(subject: Subject, numerics_factories: tuple[Factory, Factory | None] | None) -> list[CheckResult]:
+    al = subject.alignment
+    if subject.reference is None:
+        return [CheckResult("numerics", "n/a", "no reference model to copy weights from and compare outputs with "
+                            "(no torchvision counterpart); finite_grads runs the model alone"),
+                *_run_check("finite_grads", lambda: _check_forward_alone(subject.candidate, subject.small))]
+    if al is None or not al.complete:
+        where = _group(al.differences)[0] if al is not None and al.differences else "tensors left unpaired (see alignment)"
+        return [CheckResult("numerics", "fail", "not run: no one-to-one pairing of the tensors (see alignment)",
+                            [f"the computations part at {where}; weights cannot be copied across, so outputs "
+                             f"cannot be compared"]),
+                *_run_check("finite_grads", lambda: _check_forward_alone(subject.candidate, subject.small))]
+    size, note = subject.small, subject.input_note
+    num_cand, num_ref = numerics_factories or (subject.candidate, subject.reference)
+    readings = list(subject.readings) or [("", num_ref or subject.reference)]
+    has_bn = any("running_" in k or "num_batches" in k for k in subject.cand_meta.state_dict())
+    tried: list[str] = []
+    fails: dict[str, list[str]] = {}
+    matched = ""
+    for name, ref in readings:
+        try:
+            result = numerics_checks(num_cand, ref, size, key_map=al.key_map)
+        except Exception as exc:  # noqa: BLE001 - a reading that cannot run here (a fixed 7x7 pool at 64 px)
+            if len(readings) == 1 or _gate_fault(exc):
+                raise
+            tried.append(f"{name}: cannot run at {size}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            continue
+        fails = result
+        if not any(fails.values()):
+            matched = name
+            break
+        tried.append(name)
+    out = []
+    if not fails:
+        raise RuntimeError(f"no reading of the spec could run at {size}: {'; '.join(tried)}")
+    reading = f"; reading: {matched}" if matched else ""
+    if not matched and len(readings) > 1:
+        reading = f"; matches none of the spec's readings ({', '.join(tried)}); failures against the last"
+    for name, f in fails.items():
+        if name == "bn_running_stats" and not has_bn and not f:
+            out.append(CheckResult(name, "n/a", "the model has no BatchNorm layer (no running statistics)"))
+            continue
+        out.append(CheckResult.from_failures(name, f, f"float64, randomized weights, input {size}{note}{reading}",
+                                             {"reading": matched} if matched else {}))
+    return out
+
+
 def check(
     candidate: Factory,
     *,
@@ -293,13 +551,20 @@ def check(
     zero_init_factory: Factory | None = None,
     numerics: bool = True,
     numerics_factories: tuple[Factory, Factory | None] | None = None,
+    readings: Sequence[tuple[str, Factory]] = (),
+    strict: bool = False,
+    require_keys: bool = False,
 ) -> Report:
     """Run every applicable check of ``candidate`` against ``reference`` and/or ``spec``.
 
-    ``candidate`` and ``reference`` are zero-argument factories. ``tv_name`` (defaults to
-    ``spec.torchvision``) selects torchvision's weights meta as an oracle.
-    ``numerics_factories`` replaces (candidate, reference) for the numerical checks only
-    (a spec's ``numerics_kwargs``).
+    The pipeline: build both on meta, trace each once (``conformance.trace``), align the
+    traces (``conformance.align``), then run the checks, each reading the traces, the
+    alignment and the spec. ``candidate`` and ``reference`` are zero-argument factories.
+    ``tv_name`` (defaults to ``spec.torchvision``) selects torchvision's weights meta as an
+    oracle. ``numerics_factories`` replaces (candidate, reference) for the numerical checks
+    only (a spec's ``numerics_kwargs``); ``readings`` are (name, reference factory) pairs of
+    a spec's admissible readings, tried in turn by the numerical checks. ``strict`` makes
+    conventions binding; ``require_keys`` makes state_dict names binding.
     """
     spec = _as_spec(spec)
     if reference is None and spec is None:
@@ -308,7 +573,7 @@ def check(
     label = reference_label or " + ".join(x for x in (f"spec {spec.name}" if spec else "", f"torchvision:{tv_name}" if reference and tv_name else ("reference" if reference else "")) if x)
     report = Report(candidate_label, label)
     size = input_size or (spec.input_size if spec is not None else (3, 224, 224))
-    small = spec.small_input_size if spec is not None else (size[0], min(size[1], 64), min(size[2], 64))
+    small = spec.small_input_size if spec is not None and input_size is None else (size[0], min(size[1], 64), min(size[2], 64))
 
     if isinstance(candidate, nn.Module) or isinstance(reference, nn.Module):
         which = "candidate" if isinstance(candidate, nn.Module) else "reference"
@@ -321,81 +586,77 @@ def check(
     except UsageError as exc:
         report.error = str(exc)
         return report
-    tv_meta = torchvision_meta(tv_name) if tv_name else None
+    subject = Subject(candidate, reference, spec, cand_meta, ref_meta, size, small, tv_name,
+                      torchvision_meta(tv_name) if tv_name else None, strict=strict, require_keys=require_keys,
+                      readings=readings)
+    try:
+        _run_pipeline(subject, report, zero_init_factory, numerics, numerics_factories)
+    except GateFault as exc:
+        report.error = str(exc)
+    return report
 
-    plan = None
+
+def _run_pipeline(subject: Subject, report: Report, zero_init_factory: Factory | None, numerics: bool,
+                  numerics_factories: tuple[Factory, Factory | None] | None) -> None:
+    spec, checks = subject.spec, report.checks
     if spec is not None:
         from .formulas import spec_plan
 
         try:
-            plan = spec_plan(spec, size)
+            subject.plan = spec_plan(spec, subject.size)
         except Exception as exc:  # no formula, or it could not read the config: name it, go on with the rest
             why = _closed_form_failure(spec, exc)
-            report.checks.append(CheckResult("closed_form", "fail", why, [why]))
-
-    checks = report.checks
-    checks.append(_guard("params", lambda: _check_params(cand_meta, spec, ref_meta, tv_meta, plan.params if plan else None)))
-    cand_rows: list[LayerRow] = []
-
-    forward_error: list[ForwardError] = []
-
-    def rows_check() -> CheckResult:
+            checks.append(CheckResult("closed_form", "fail", why, [why]))
+    # 1. trace both models once
+    try:
+        subject.cand_trace = trace_model(subject.cand_meta, subject.size)
+    except TraceError as exc:
+        subject.trace_error = exc
+    if subject.ref_meta is not None:
+        subject.ref_trace = trace_model(subject.ref_meta, subject.size)
+    # 2. align them
+    if subject.cand_trace is not None and subject.ref_trace is not None:
+        subject.alignment = align(subject.cand_trace, subject.ref_trace)
+        al = subject.alignment
+        if not al.differences and (al.unpaired_candidate or al.unpaired_reference) \
+                and subject.cand_trace.unused and subject.ref_trace.unused:
+            # tensors of layers that run only in train mode (auxiliary heads): align train-mode traces
+            with contextlib.suppress(TraceError):
+                train = align(trace_model(subject.cand_meta, subject.size, train=True),
+                              trace_model(subject.ref_meta, subject.size, train=True))  # type: ignore[arg-type]
+                if len(train.pairs) > len(al.pairs) and not train.differences:
+                    subject.alignment = train
+    if subject.trace_error is None and subject.ref_meta is not None:
+        # the size the numerics run at: the spec's reduced size, or its input size for a
+        # candidate that cannot run smaller (a fixed AvgPool2d(7))
         try:
-            cand_rows.extend(layer_table(cand_meta, size))
-        except ForwardError as exc:
-            cand_rows.extend(exc.rows)
-            forward_error.append(exc)
-            return CheckResult("output_shape", "fail", "the forward pass raised", [str(exc)])
-        if ref_meta is not None:
-            ref_rows = layer_table(ref_meta, size)
-            expected, source = ref_rows[-1].out_shape, "reference model"
-        elif plan is not None:
-            expected, source = plan.out_shape, "closed form"
-        else:
-            expected, source = (spec.num_classes,) if spec else cand_rows[-1].out_shape, "spec num_classes"
-        return _check_output_shape(cand_rows[-1].out_shape, expected, source)
-
-    checks.append(_guard("output_shape", rows_check))
-    if ref_meta is not None:
-        checks.append(_guard("state_dict", lambda: CheckResult.from_failures(
-            "state_dict", state_dict_diff(cand_meta, ref_meta), f"{len(cand_meta.state_dict())} tensors vs {len(ref_meta.state_dict())}")))
-        if cand_rows:
-            checks.append(_guard("layer_table", lambda: _check_layer_sequence(cand_rows, layer_table(ref_meta, size), partial=bool(forward_error))))
-    if plan is not None and cand_rows:
-        checks.append(_guard("closed_form_layers", lambda: _check_plan_layers(
-            cand_rows, plan, lambda: layer_table(cand_meta, size, train=True), partial=bool(forward_error))))
-    checks.append(_guard("macs", lambda: _check_macs(cand_meta, spec, size, tv_name)))
+            trace_model(subject.cand_meta, subject.small)
+        except TraceError as exc:
+            subject.input_note = (f"; the candidate cannot run at {subject.small} ({str(exc).split(': ', 1)[-1]}), "
+                                  f"so at the spec's input size {subject.size}")
+            subject.small = subject.size
+    # 3. the checks
+    checks += _run_check("params", lambda: _check_params(subject.cand_meta, spec, subject.ref_meta, subject.tv_meta,
+                                                         subject.plan.params if subject.plan else None))
+    checks += _run_check("output_shape", lambda: _check_output(subject))
+    if subject.alignment is not None:
+        checks += _run_check("alignment", lambda: _check_alignment(subject))
+    if subject.ref_meta is not None:
+        checks += _run_check("state_dict", lambda: _check_keys(subject))
+    if subject.plan is not None and subject.cand_trace is not None:
+        checks += _run_check("closed_form_layers", lambda: _check_plan_layers(subject))
+    checks += _run_check("macs", lambda: _check_macs(subject.cand_meta, spec, subject.size, subject.tv_name))
     if spec is not None:
-        checks.append(_guard("init", lambda: _check_init(candidate, spec, zero_init_factory)))
-    else:  # shown, not dropped: a reader must see that nothing checked the initialisation
-        checks.append(CheckResult("init", "n/a", "no spec: the expected initialisation is declared by a spec (--spec NAME)"))
-
+        checks += _run_check("init", lambda: _check_init_spec(subject, zero_init_factory))
+    elif subject.alignment is not None and subject.alignment.complete:
+        checks += _run_check("init", lambda: _check_init_reference(subject))
+    else:
+        checks.append(CheckResult("init", "n/a", "no spec, and no complete alignment with the reference whose fresh "
+                                  "initialisation would be the oracle"))
     if not numerics:
         checks.append(CheckResult("numerics", "n/a", "not run: numerics=False was asked for"))
-        return report
-    sd_ok = ref_meta is not None and not state_dict_diff(cand_meta, ref_meta)
-    if reference is not None and sd_ok:
-        # the same buffers numerics_checks compares for "bn_running_stats"
-        has_bn = any("running_" in k or "num_batches" in k for k in cand_meta.state_dict())
-        try:
-            num_cand, num_ref = numerics_factories or (candidate, reference)
-            fails = numerics_checks(num_cand, num_ref or reference, small)
-            for name, f in fails.items():
-                if name == "bn_running_stats" and not has_bn and not f:
-                    checks.append(CheckResult(name, "n/a", "the model has no BatchNorm layer (no running statistics)"))
-                    continue
-                checks.append(CheckResult.from_failures(name, f, f"float64, randomized weights, input {small}"))
-        except Exception as exc:
-            checks.append(CheckResult("numerics", "fail", f"raised {type(exc).__name__}", [f"{type(exc).__name__}: {exc}"]))
-    else:
-        if reference is not None:
-            checks.append(CheckResult("numerics", "fail", "not run: the state_dict does not fit the reference (see state_dict)",
-                                      ["weights cannot be copied from the reference, so outputs cannot be compared"]))
-        else:
-            checks.append(CheckResult("numerics", "n/a", "no reference model to copy weights from and compare outputs with "
-                                      "(no torchvision counterpart); finite_grads runs the model alone"))
-        checks.append(_guard("finite_grads", lambda: _check_forward_alone(candidate, small)))
-    return report
+        return
+    checks += _run_check("numerics", lambda: _numerics(subject, numerics_factories))
 
 
 def check_builtin(name: str, numerics: bool = True) -> Report:
@@ -435,30 +696,42 @@ def check_builtin(name: str, numerics: bool = True) -> Report:
             return spec.build(zero_init_residual=True)
     return check(
         candidate, reference=reference, spec=spec, candidate_label=name, zero_init_factory=zero,
-        numerics=numerics, numerics_factories=(num_candidate, num_reference),
+        numerics=numerics, numerics_factories=(num_candidate, num_reference), require_keys=reference is not None,
     )
 
 
+def _readings(spec: ArchSpec) -> list[tuple[str, Factory]]:
+    """(name, builder) of each admissible reading a spec declares; empty when it declares none."""
+    out: list[tuple[str, Factory]] = []
+    for reading in getattr(spec, "readings", ()):
+        out.append((f"{reading.name} ({reading.source})", functools.partial(spec.build, **dict(reading.kwargs))))
+    return out
+
+
 def check_candidate(
-    factory: Factory, label: str, *, reference: str | None = None, spec: ArchSpec | str | None = None
+    factory: Factory, label: str, *, reference: str | None = None, spec: ArchSpec | str | None = None,
+    input_size: tuple[int, int, int] | None = None, strict: bool = False, require_keys: bool = False,
 ) -> Report:
     """Check a contributor's factory against ``torchvision:NAME`` and/or a registered spec.
 
     With a spec and no explicit reference, the numerical reference is torchvision's model
     when torchvision has it, and otherwise our reference implementation of that spec
-    (itself checked against the paper's numbers and the closed forms).
+    (itself checked against the paper's numbers and the closed forms), in each of the
+    readings the spec admits where its paper leaves a choice open.
     """
     spec = _as_spec(spec)
     if reference is None and spec is None:
         raise UsageError("a candidate needs a reference (torchvision:NAME) and/or a spec")
-    tv_name = reference.partition(":")[2] if reference else (spec.torchvision if spec else None)
+    common: dict[str, Any] = {"candidate_label": label, "input_size": input_size, "strict": strict,
+                              "require_keys": require_keys}
     if reference is None and spec is not None and not spec.torchvision:
-        return check(factory, reference=spec.build, spec=spec, candidate_label=label,
-                     reference_label=f"spec {spec.name} + cnn_models.{spec.name} (reference implementation)")
+        return check(factory, reference=spec.build, spec=spec, readings=_readings(spec),
+                     reference_label=f"spec {spec.name} + cnn_models.{spec.name} (reference implementation)", **common)
+    tv_name = _parse_reference(reference)[0] if reference else (spec.torchvision if spec else None)
     target = reference or f"torchvision:{tv_name}"
     kwargs = {"num_classes": spec.num_classes, **spec.torchvision_kwargs} if spec is not None and spec.torchvision == tv_name else {}
     ref = resolve_reference(target, **kwargs)
     num = None
     if spec is not None and spec.numerics_kwargs and spec.torchvision == tv_name:
         num = (lambda: factory(), resolve_reference(target, **{**kwargs, **spec.numerics_kwargs}))
-    return check(factory, reference=ref, spec=spec, candidate_label=label, tv_name=tv_name, numerics_factories=num)
+    return check(factory, reference=ref, spec=spec, tv_name=tv_name, numerics_factories=num, **common)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -421,7 +422,8 @@ def _record(model: nn.Module, x: torch.Tensor, seed: int, train: bool) -> list[t
     return out
 
 
-def first_divergence(candidate: nn.Module, reference: nn.Module, x: torch.Tensor, seed: int, train: bool) -> str | None:
+def first_divergence(candidate: nn.Module, reference: nn.Module, x: torch.Tensor, seed: int, train: bool,
+                     modules: Mapping[str, str] | None = None) -> str | None:
     """Name the first module (in the order calls finish) whose output differs.
 
     Modules are matched by qualified name and call number, so a wrong activation, a missing
@@ -429,18 +431,20 @@ def first_divergence(candidate: nn.Module, reference: nn.Module, x: torch.Tensor
     """
     ref = {(n, i): (k, t) for n, k, i, t in _record(reference, x, seed, train)}
     for name, kind, i, got in _record(candidate, x, seed, train):
-        if (name, i) not in ref:
+        ref_module = (modules or {}).get(name, name)
+        if (ref_module, i) not in ref:
             continue
-        ref_kind, exp = ref[(name, i)]
+        ref_kind, exp = ref[(ref_module, i)]
         if (m := compare_tensors("output", got, exp)) is not None:
             call = f", call {i}" if i > 1 else ""
-            label = name or "<root>"
+            label = (name or "<root>") + (f" (reference {ref_module})" if ref_module != name else "")
             kinds = kind if kind == ref_kind else f"{kind}; reference {ref_kind}"
             return f"first divergence at {label} ({kinds}{call}): {m}"
     return None
 
 
-def share_parameters(candidate: Callable[[], nn.Module] | nn.Module, reference: nn.Module) -> nn.Module:
+def share_parameters(candidate: Callable[[], nn.Module] | nn.Module, reference: nn.Module,
+                     key_map: Mapping[str, str] | None = None) -> nn.Module:
     """The candidate with the reference's state: parameters *shared*, buffers copied.
 
     Neither forward nor backward writes to a parameter, so both models can read the same
@@ -449,9 +453,18 @@ def share_parameters(candidate: Callable[[], nn.Module] | nn.Module, reference: 
     load: missing, unexpected or mis-shaped keys raise as ``load_state_dict`` does.
     """
     params = {n for n, _ in reference.named_parameters()}
-    state = {k: (v if k in params else v.clone()) for k, v in reference.state_dict().items()}
+    names = key_map or {}
+    state = {names.get(k, k): (v if k in params else v.clone()) for k, v in reference.state_dict().items()}
     # on meta, the load below gives it the reference's tensors: no storage of its own at all
     model = copy.deepcopy(candidate).double() if isinstance(candidate, nn.Module) else _meta_or_built(candidate, torch.float64)[0]
+    # the candidate's own state_dict metadata (module versions): a module's _load_from_state_dict
+    # may read it (torchvision's MNASNet refuses a state without its version)
+    own = model.state_dict()
+    metadata = getattr(own, "_metadata", None)
+    # a model written without BatchNorm's step counter (F.batch_norm with its own buffers)
+    state = OrderedDict((k, v) for k, v in state.items() if k in own or not k.endswith("num_batches_tracked"))
+    if metadata is not None:
+        state._metadata = metadata  # type: ignore[attr-defined]
     ties = _ties(model)
     model.load_state_dict(state, strict=True, assign=True)  # one new Parameter per key ...
     _retie(model, ties)  # ... so parameters used in two places are made one again
@@ -467,12 +480,15 @@ def numerics_checks(
     input_size: tuple[int, ...],
     batch_size: int = 2,
     seed: int = 0,
+    key_map: Mapping[str, str] | None = None,
 ) -> dict[str, list[str]]:
     """Randomize the reference, give the candidate its state, compare in float64.
 
     ``candidate`` and ``reference`` are zero-argument factories (built with ``materialize``,
     skipping their own initialisation) or modules (copied, so the caller's modules are left
-    as they were). Returns failures by check name: ``eval_output``, ``train_output``,
+    as they were). ``key_map`` (reference key -> candidate key, from ``conformance.align``)
+    says where each reference tensor goes in the candidate; names not in it are taken as equal.
+    Returns failures by check name: ``eval_output``, ``train_output``,
     ``input_grad``, ``param_grads``, ``bn_running_stats``, ``finite_grads``.
 
     Memory: the two models share their parameters (``share_parameters``), and each candidate
@@ -484,7 +500,9 @@ def numerics_checks(
     float64, 1.1 + 0.15 + 0.8 GB instead of 1.1 + 1.1 + 0.8 (fc6 and fc7 go by formula).
     """
     ref = randomize_(copy.deepcopy(reference).double() if isinstance(reference, nn.Module) else materialize(reference), seed)
-    cand = share_parameters(candidate, ref)
+    cand = share_parameters(candidate, ref, key_map)
+    ref_name = {c: r for r, c in (key_map or {}).items()}  # candidate key -> reference key
+    modules = {c.rpartition(".")[0]: r.rpartition(".")[0] for c, r in ref_name.items()}
     x = torch.randn((batch_size, *input_size), generator=torch.Generator().manual_seed(seed + 2), dtype=torch.float64)
     failures: dict[str, list[str]] = {k: [] for k in ("eval_output", "input_grad", "train_output", "param_grads", "bn_running_stats", "finite_grads")}
 
@@ -515,9 +533,11 @@ def numerics_checks(
             return
         if not all_finite(g):
             failures["finite_grads"].append(f"{name}: gradient has {int((~torch.isfinite(g)).sum())} non-finite values")
-        if name not in r_grads:
-            failures["param_grads"].append(f"{name}: candidate has a gradient, reference none")
-        elif m := compare_tensors(f"grad of {name}", g, r_grads.pop(name)):
+        rname = ref_name.get(name, name)
+        label = name if rname == name else f"{name} (reference {rname})"
+        if rname not in r_grads:
+            failures["param_grads"].append(f"{label}: candidate has a gradient, reference none")
+        elif m := compare_tensors(f"grad of {label}", g, r_grads.pop(rname)):
             failures["param_grads"].append(m)
         p.grad = None
 
@@ -541,10 +561,13 @@ def numerics_checks(
                                  if p.requires_grad and name not in seen]
     c_state, r_state = cand.state_dict(), ref.state_dict()
     for key, value in r_state.items():
-        if ("running_" in key or "num_batches" in key) and (m := compare_tensors(f"{key} after a train step", c_state[key], value)):
+        ckey = (key_map or {}).get(key, key)
+        if ckey not in c_state:
+            continue  # a step counter the candidate does not keep (share_parameters)
+        if ("running_" in key or "num_batches" in key) and (m := compare_tensors(f"{ckey} after a train step", c_state[ckey], value)):
             failures["bn_running_stats"].append(m)
     # where did it go wrong? (reruns with hooks only when an output differs)
     for check_name, train in (("eval_output", False), ("train_output", True)):
-        if failures[check_name] and (where := first_divergence(cand, ref, x, seed, train)):
+        if failures[check_name] and (where := first_divergence(cand, ref, x, seed, train, modules)):
             failures[check_name].insert(0, where)
     return failures

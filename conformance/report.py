@@ -11,7 +11,9 @@ __all__ = ["CheckResult", "Report"]
 
 @dataclass
 class CheckResult:
-    """One named check. ``status`` is "pass", "fail" or "n/a" (with the reason in evidence)."""
+    """One named check. ``status`` is "pass", "fail", "n/a" (with the reason in evidence) or
+    "advisory": a departure from a convention the authority behind the check does not fix,
+    shown with its findings but not failing the verdict."""
 
     name: str
     status: str
@@ -63,9 +65,9 @@ class Report:
             lines.append(f"  error: {self.error}")
         width = max((len(c.name) for c in self.checks), default=10)
         for c in self.checks:
-            mark = {"pass": "ok  ", "fail": "FAIL", "n/a": "n/a "}.get(c.status, c.status)
+            mark = {"pass": "ok  ", "fail": "FAIL", "n/a": "n/a ", "advisory": "adv "}.get(c.status, c.status)
             lines.append(f"  {mark} {c.name:<{width}}  {c.evidence}")
-            if not c.passed or verbose:
+            if not c.passed or c.status == "advisory" or verbose:
                 shown = c.failures if verbose else c.failures[:limit]
                 lines.extend(f"       - {f}" for f in shown)
                 if len(c.failures) > len(shown):

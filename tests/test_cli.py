@@ -112,7 +112,7 @@ def test_faithful_candidate_passes(cands: Path, capsys: pytest.CaptureFixture[st
     report = json.loads(out.read_text())[0]
     assert report["conformant"] is True
     names = {c["name"] for c in report["checks"]}
-    assert {"params", "state_dict", "layer_table", "closed_form_layers", "macs", "init", "eval_output", "train_output",
+    assert {"params", "state_dict", "alignment", "closed_form_layers", "macs", "init", "eval_output", "train_output",
             "input_grad", "param_grads", "bn_running_stats", "finite_grads"} <= names
 
 

@@ -36,10 +36,11 @@ def test_zero_init_residual_zeroes_last_bn_of_every_block(name: str) -> None:
 
 def test_gate_rejects_a_zero_init_flag_that_zeroes_nothing() -> None:
     """The gate's init check with a zero_init_residual factory that ignores the flag."""
-    from conformance.check import _check_init
+    from conformance.check import check
 
     spec = cnn_models.get_spec("resnet18")
-    result = _check_init(spec.build, spec, zero_init_factory=lambda: spec.build(zero_init_residual=False))
+    report = check(spec.build, spec=spec, zero_init_factory=lambda: spec.build(zero_init_residual=False), numerics=False)
+    result = next(c for c in report.checks if c.name == "init")
     assert result.status == "fail"
     assert any(f.startswith("zero_init_residual=True: layer1.0.bn2") and "zero-init residual" in f for f in result.failures), result.failures
     assert len(result.failures) == sum(spec.config["layers"])  # each block's BN named once

@@ -62,7 +62,30 @@ def test_roundtrip_own_checkpoint(tmp_path: Path) -> None:
 def test_nested_state_dict_is_unwrapped(tmp_path: Path) -> None:
     path = tmp_path / "nested.pt"
     torch.save({"state_dict": _net().state_dict(), "epoch": 3}, path)
-    assert "0.weight" in load_checkpoint(path)
+    ckpt = load_checkpoint(path)
+    assert "0.weight" in ckpt and "epoch" not in ckpt
+    assert (ckpt.wrapper, ckpt.ignored) == ("state_dict", ("epoch",))
+    assert ckpt.describe() == f"{str(path)!r}, key 'state_dict' (ignored: epoch)"
+
+
+def test_a_plain_state_dict_is_read_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "plain.pt"
+    torch.save(_net().state_dict(), path)
+    ckpt = load_checkpoint(path)
+    assert (ckpt.wrapper, ckpt.ignored, ckpt.describe()) == (None, (), repr(str(path)))
+    assert list(ckpt) == list(_net().state_dict())
+
+
+def test_a_key_outside_the_wrapper_list_is_read_when_named(tmp_path: Path) -> None:
+    path = tmp_path / "ema.pt"
+    torch.save({"ema": _net().state_dict(), "epoch": 3}, path)
+    with pytest.raises(CheckpointError, match=r"'ema' may hold the state_dict: load_checkpoint\(path, wrapper='ema'\)"):
+        load_checkpoint(path)
+    assert load_checkpoint(path, wrapper="ema").ignored == ("epoch",)
+    with pytest.raises(CheckpointError, match=r"has no key 'x' \(its top-level keys: 'ema', 'epoch'\)"):
+        load_checkpoint(path, wrapper="x")
+    with pytest.raises(CheckpointError, match=r"\['epoch'\] is not a state_dict .*: it holds an int"):
+        load_checkpoint(path, wrapper="epoch")
 
 
 def test_mismatched_checkpoint_names_every_misfit_and_loads_nothing(tmp_path: Path) -> None:
@@ -80,6 +103,102 @@ def test_mismatched_checkpoint_names_every_misfit_and_loads_nothing(tmp_path: Pa
     assert "3.weight: expected (2, 4), got (5, 4)" in msg
     assert "nothing was loaded" in msg
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def _random_net(seed: int) -> nn.Module:
+    """``_net`` with every float tensor random (running statistics too), so each one shows where it lands."""
+    model, gen = _net(), torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
+    return model
+
+
+def test_missing_counters_keep_the_models_value() -> None:
+    # nn.BatchNorm2d's num_batches_tracked, absent from what torch before 0.4.1 saved
+    model = _net()
+    model.state_dict()["1.num_batches_tracked"].fill_(5)
+    source = _random_net(seed=0).state_dict()
+    state = {k: v for k, v in source.items() if not k.endswith("num_batches_tracked")}
+    report = load_into(model, state)
+    assert (report.how, report.kept_at_model_value, report.kept_value) == ("names", ["1.num_batches_tracked"], 5)
+    loaded = model.state_dict()
+    assert loaded["1.num_batches_tracked"].item() == 5
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+    assert report.describe() == "8 of 9 tensors by names; 1 num_batches_tracked kept at 5 (the model's value)"
+
+
+def test_a_key_map_counter_follows_its_running_mean() -> None:
+    source = _random_net(seed=1).state_dict()
+    source["1.num_batches_tracked"].fill_(7)
+    state = {"norm." + k.removeprefix("1.") if k.startswith("1.") else k: v for k, v in source.items()}
+    key_map = {f"norm.{t}": f"1.{t}" for t in ("weight", "bias", "running_mean", "running_var")}
+    model = _net()
+    report = load_into(model, state, key_map=key_map)
+    assert report.how == "key_map" and ("norm.num_batches_tracked", "1.num_batches_tracked") in report.renamed
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in source.items())  # the counter's 7 included
+
+
+class _TwoLinears(nn.Module):
+    def __init__(self, first: str, second: str) -> None:
+        super().__init__()
+        self.add_module(first, nn.Linear(4, 4))
+        self.add_module(second, nn.Linear(4, 4))
+
+
+def test_order_and_shape_never_send_a_key_into_another_one_the_model_has() -> None:
+    # stored order b, a against the model's a, c: position 3 would load a.weight into c.weight
+    model = _TwoLinears("a", "c")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError) as info:
+        load_into(model, _TwoLinears("b", "a").state_dict(), label="x.pt")
+    assert str(info.value).endswith(
+        "by order and shape: they part at position 3 (counting from 1, num_batches_tracked aside): "
+        "checkpoint 'a.weight' would go into 'c.weight', but the model has its own 'a.weight'"
+    )
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_order_and_shape_of_unequal_length_name_the_first_unpaired_tensor() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    state = {"body.weight": torch.zeros(4, 4), "body.bias": torch.zeros(4), "head.weight": torch.zeros(2, 4)}
+    with pytest.raises(CheckpointError) as info:
+        load_into(model, state, label="x.pt")
+    assert str(info.value).endswith(
+        "they part at position 4 (counting from 1, num_batches_tracked aside): the checkpoint has no more "
+        "tensors (3), the model has '1.bias' (2,)"
+    )
+
+
+class _RefusesToLoad(nn.Module):
+    """A module whose own loading hook raises, after the modules before it have loaded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(2))
+
+    def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("this module cannot be loaded")
+
+
+def test_a_load_that_fails_halfway_puts_the_model_back() -> None:
+    model = nn.Sequential(nn.Linear(2, 2), _RefusesToLoad())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    state = {k: v + 1 for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError) as info:
+        load_into(model, state, label="x.pt")
+    assert str(info.value).startswith(
+        "x.pt: Sequential.load_state_dict raised RuntimeError: this module cannot be loaded"
+    )
+    assert str(info.value).endswith("the model's tensors were put back, nothing was loaded")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_state_with_something_else_than_tensors_is_refused() -> None:
+    with pytest.raises(CheckpointError, match=r"^x is not a state_dict .*nothing was loaded: 'epoch' is an int$"):
+        load_into(_net(), {**_net().state_dict(), "epoch": 3}, label="x")  # type: ignore[dict-item]
 
 
 def test_corrupted_checkpoint(tmp_path: Path) -> None:
@@ -221,7 +340,9 @@ def test_factory_may_import_its_neighbour_when_called(tmp_path: Path, isolated_i
     assert isinstance(build_candidate(factory, "net")[0], nn.Conv2d)
 
 
-def test_candidate_file_given_by_relative_path(tmp_path: Path, isolated_imports: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_candidate_file_given_by_relative_path(
+    tmp_path: Path, isolated_imports: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _two_files(tmp_path / "rel", "neighbour_blocks_rel", (
         "from neighbour_blocks_rel import block\n\ndef build():\n    return block()\n"
     ))

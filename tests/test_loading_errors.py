@@ -13,6 +13,7 @@ Oracles: the globals named are those of the objects pickled (``os.system`` lives
 
 from __future__ import annotations
 
+import argparse
 import os
 import pickle
 import shlex
@@ -200,3 +201,15 @@ def test_refusal_worded_as_not_allowed_names_the_global_without_torchs_advice(
     assert "add_safe_globals" not in msg and "trust" not in msg, msg
     assert msg.count(SYSTEM) == 1, msg  # named once, not again as "also needs"
     assert msg.endswith("it was not executed"), msg
+
+
+def test_a_wrapper_beside_an_object_outside_the_allow_list_stays_refused(tmp_path: Path) -> None:
+    # torchvision's references/classification/train.py saves its argparse.Namespace as 'args'
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"model": {"w": torch.zeros(2)}, "epoch": 3, "args": argparse.Namespace(lr=0.1)}, path)
+    msg = _error(path)
+    assert msg.startswith(f"checkpoint {str(path)!r} {REFUSED}"), msg
+    assert "argparse.Namespace" in msg and msg.endswith("it was not executed"), msg
+    with torch.serialization.safe_globals([argparse.Namespace]):  # the user's own allow-listing
+        ckpt = load_checkpoint(path)
+    assert (ckpt.wrapper, ckpt.ignored, list(ckpt)) == ("model", ("epoch", "args"), ["w"])

@@ -19,7 +19,7 @@ import sys
 import time
 
 from ..errors import UsageError
-from ..report import Report
+from ..report import CheckResult, Report
 
 __all__ = ["add_arguments", "run"]
 
@@ -31,6 +31,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", metavar="torchvision:NAME", help="torchvision builder to compare with (weights=None)")
     parser.add_argument("--spec", metavar="NAME", help="registered spec whose oracles and init scheme apply")
     parser.add_argument("--json", metavar="PATH", help="write the full report(s) as JSON")
+    parser.add_argument("--input-size", type=int, nargs=3, metavar=("C", "H", "W"),
+                        help="input size for the structural checks (default: the spec's, else 3 224 224)")
+    parser.add_argument("--key-map", metavar="FILE",
+                        help="write the alignment's pairing (candidate state_dict key -> reference key) as JSON, "
+                             "to convert checkpoints")
+    parser.add_argument("--require-keys", action="store_true",
+                        help="make state_dict key compatibility binding (the reference's weights must load by name)")
+    parser.add_argument("--strict", action="store_true",
+                        help="make conventions binding (choices the spec's source leaves open, e.g. an init it "
+                             "does not state)")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="also load this checkpoint into the model (a registered NAME or the candidate): "
+                             "wrappers, 'module.' prefixes and other names are matched and the mapping reported")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every finding, also for passing checks")
     parser.add_argument(
         "-j", "--jobs", type=int, default=0, metavar="N",
@@ -57,10 +70,16 @@ def _reports(args: argparse.Namespace) -> list[Report]:
         if not args.reference and spec is None:
             raise UsageError("--candidate needs --reference torchvision:NAME and/or --spec NAME")
         print(f"checking {args.candidate} ...", file=sys.stderr, flush=True)
-        return [check_candidate(factory, args.candidate, reference=args.reference, spec=spec)]
+        size = tuple(args.input_size) if args.input_size else None
+        report = check_candidate(factory, args.candidate, reference=args.reference, spec=spec, input_size=size,
+                                 strict=args.strict, require_keys=args.require_keys)
+        if args.weights:
+            report.checks.append(_weights(factory, args.weights))
+        return [report]
 
-    if args.reference or args.spec:
-        raise UsageError("--reference and --spec apply to --candidate; built-in NAMEs use their own spec")
+    if args.reference or args.spec or args.input_size or args.strict or args.require_keys:
+        raise UsageError("--reference, --spec, --input-size, --strict and --require-keys apply to --candidate; "
+                         "built-in NAMEs use their own spec")
     names = cnn_models.list_models() if args.all else list(args.names)
     if not names:
         raise UsageError("nothing to check: give NAME..., --all, or --candidate")
@@ -76,6 +95,12 @@ def _reports(args: argparse.Namespace) -> list[Report]:
         print(f"cnn-conformance check: {kind}: architecture plugin not loaded: {err}", file=sys.stderr)
     if args.jobs < 0:
         raise UsageError(f"--jobs must be 0 (one per core) or a positive number, got {args.jobs}")
+    if args.weights:
+        if len(names) != 1:
+            raise UsageError("--weights loads one checkpoint into one architecture: give one NAME")
+        report, _ = _check_one(names[0])
+        report.checks.append(_weights(cnn_models.get_spec(names[0]).build, args.weights))
+        return [report]
     jobs = min(args.jobs or os.cpu_count() or 1, len(names))
     if jobs == 1:
         reports = []
@@ -86,6 +111,28 @@ def _reports(args: argparse.Namespace) -> list[Report]:
             reports.append(rep)
         return reports
     return _check_parallel(names, jobs)
+
+
+def _weights(factory: object, path: str) -> CheckResult:
+    """Load a checkpoint into a fresh model; the line says how each tensor was matched."""
+    from ..errors import CheckpointError
+    from ..loading import load_checkpoint, load_into
+
+    try:
+        model = factory()  # type: ignore[operator]
+        loaded = load_into(model, load_checkpoint(path), label=path)
+    except CheckpointError as exc:
+        return CheckResult("weights", "fail", f"{path}: nothing was loaded", [str(exc)])
+    return CheckResult("weights", "pass", loaded.describe(), [f"{a} -> {b}" for a, b in loaded.renamed])
+
+
+def _write_key_map(path: str, reports: list[Report]) -> None:
+    """The alignment's pairs (candidate key -> reference key) of the one report, as JSON."""
+    checks = {c.name: c for c in reports[0].checks} if len(reports) == 1 else {}
+    if "alignment" not in checks or not checks["alignment"].data.get("pairs"):
+        raise UsageError("--key-map: no alignment to write (it needs one candidate and a reference model)")
+    with open(path, "w") as fh:
+        json.dump(checks["alignment"].data["pairs"], fh, indent=2)
 
 
 def _status(rep: Report) -> str:
@@ -177,8 +224,9 @@ def _writable(path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.json:
-        _writable(args.json)
+    for path in (args.json, args.key_map):
+        if path:
+            _writable(path)
     reports = _reports(args)
     if len(reports) > 1:
         width = max(len(r.candidate) for r in reports)
@@ -192,6 +240,8 @@ def run(args: argparse.Namespace) -> int:
             print(r.format(verbose=args.verbose))
     n_bad = sum(not r.passed for r in reports)
     print(f"{len(reports) - n_bad}/{len(reports)} conformant")
+    if args.key_map:
+        _write_key_map(args.key_map, reports)
     json_failed = False
     if args.json:
         try:
