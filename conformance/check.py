@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -199,18 +200,11 @@ def _layer_rows(trace: Trace, alignment: Alignment | None) -> dict[str, tuple[st
         if weight is None:
             continue
         kind = _KIND.get(op.kind) or ("BatchNorm2d" if op.kind == "norm" and op.attrs.get("kind") == "batch" else op.kind)
-        params = sum(_numel(trace.shapes[k]) for _, k in op.tensors if k in trace.params)
+        params = sum(math.prod(trace.shapes[k]) for _, k in op.tensors if k in trace.params)
         own = weight.rpartition(".")[0]
         name = pairs.get(weight, weight).rpartition(".")[0]
         rows.setdefault(name, (kind, op.out_shape, params, own))
     return rows
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def _check_plan_layers(subject: Subject) -> CheckResult:
@@ -421,9 +415,8 @@ def _check_keys(subject: Subject) -> CheckResult:
 
 
 def _init_authority(spec: ArchSpec, linear: bool) -> str:
-    init = spec.init
-    auth = getattr(init, "authority", "") or "torchvision"
-    return (getattr(init, "linear_authority", None) or auth) if linear else auth
+    auth = spec.init.authority or "torchvision"  # undeclared: bound as the builder's own scheme
+    return (spec.init.linear_authority or auth) if linear else auth
 
 
 def _check_init_spec(subject: Subject, zero_init_factory: Factory | None) -> CheckResult:
@@ -703,7 +696,7 @@ def check_builtin(name: str, numerics: bool = True) -> Report:
 def _readings(spec: ArchSpec) -> list[tuple[str, Factory]]:
     """(name, builder) of each admissible reading a spec declares; empty when it declares none."""
     out: list[tuple[str, Factory]] = []
-    for reading in getattr(spec, "readings", ()):
+    for reading in spec.readings:
         out.append((f"{reading.name} ({reading.source})", functools.partial(spec.build, **dict(reading.kwargs))))
     return out
 

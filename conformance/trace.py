@@ -25,7 +25,6 @@ glue is kept in the trace but skipped when two traces are compared
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -136,16 +135,6 @@ class Trace:
     params: frozenset[str] = frozenset()  # the state_dict keys that are parameters (not buffers)
     input_size: tuple[int, ...] = ()
     train: bool = False
-
-    def significant(self) -> list[Op]:
-        return [op for op in self.ops if op.significant]
-
-    def consumers(self) -> dict[str, list[Op]]:
-        out: dict[str, list[Op]] = {}
-        for op in self.ops:
-            for _, key in op.tensors:
-                out.setdefault(key, []).append(op)
-        return out
 
 
 def _pair(v: Any, n: int = 2) -> tuple[Any, ...]:
@@ -432,7 +421,3 @@ def trace_model(model: nn.Module, input_size: Sequence[int], *, train: bool = Fa
     unused = [k for k in shapes if k not in rec.used]
     params = frozenset(n for n, _ in model.named_parameters(remove_duplicate=False))
     return Trace(rec.ops, outputs, shapes, unused, params=params, input_size=tuple(input_size), train=train)
-
-
-def num_elements(shape: Sequence[int]) -> int:
-    return math.prod(shape)
