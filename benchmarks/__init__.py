@@ -30,4 +30,7 @@ stamped with the date, the machine and the package versions.
 """
 
 COMPARISONS = ("summary", "flops", "params", "gate", "suite", "gradflow")
+# the module that runs each comparison
+MODULES = {"summary": "compare_summary", "flops": "compare_macs", "params": "params", "gate": "gate",
+           "suite": "suite", "gradflow": "gradflow"}
 DEFAULT = ("summary", "flops", "params", "gradflow")  # gate and suite: --gate, --suite or --only

@@ -16,12 +16,12 @@ BOUND = "bound: meta build alone"
 
 
 def prepare() -> None:
-    import conformance.inspect  # noqa: F401
+    import conformance.layer_table  # noqa: F401
 
 
 def meta_build_alone(model: str) -> dict[str, Any]:
     import cnn_models
-    from conformance.inspect import build_on_meta
+    from conformance.layer_table import build_on_meta
 
     spec = cnn_models.get_spec(model)
     t0 = time.perf_counter()

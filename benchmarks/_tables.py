@@ -14,7 +14,7 @@ from typing import Any
 
 from ._harness import Tally
 from ._stats import median, ratio, speedup
-from .report import Target
+from .results import Target
 
 __all__ = ["TIME_COLUMNS", "WARM_NOTE", "import_note", "per_rep_speedups", "speed_targets", "timing_rows"]
 

@@ -20,10 +20,10 @@ import time
 import traceback
 from pathlib import Path
 
-from . import COMPARISONS, DEFAULT
+from . import COMPARISONS, DEFAULT, MODULES
 from ._harness import Options
 from ._proc import REPO, cpu_steal_s, machine
-from .report import Section, Target, load_sections, merge_sections, render_text, write_results
+from .results import Section, Target, load_sections, merge_sections, render_text, write_results
 
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         start, steal_start = time.perf_counter(), cpu_steal_s()
         opts.log(f"== {name}")
         try:
-            module = importlib.import_module(f"{__package__}.{name}")
+            module = importlib.import_module(f"{__package__}.{MODULES[name]}")
             section = module.run(opts)
         except Exception as exc:  # noqa: BLE001 - report and go on with the other comparisons
             failed += 1

@@ -18,7 +18,7 @@ from typing import Any
 
 from ._harness import Options
 from ._proc import child_env, run_command
-from .report import Section, Target
+from .results import Section, Target
 
 TARGET_ALL_S = 90.0
 QUICK_MODELS = ("resnet18", "mobilenet_v2")

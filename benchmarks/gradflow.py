@@ -24,7 +24,7 @@ from ._harness import Job, Options, measure
 from ._proc import run_command
 from ._stats import loglog_exponent
 from ._tables import import_note
-from .report import Section, Target
+from .results import Section, Target
 
 DEPTHS = (8, 16, 32, 64, 128)
 WIDTHS = (16, 32, 64, 128)

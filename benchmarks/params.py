@@ -23,7 +23,7 @@ from typing import Any
 from ._harness import Job, Options, measure
 from ._stats import speedup
 from ._tables import WARM_NOTE, import_note
-from .report import Section, Target
+from .results import Section, Target
 
 CLOSED = "closed form"
 META = "meta build"
@@ -54,7 +54,7 @@ def prepare(tool: str) -> None:
     if tool == CLOSED:
         import_formula_modules()
     elif tool == META:
-        import conformance.inspect  # noqa: F401
+        import conformance.layer_table  # noqa: F401
     elif tool != CPU:
         raise ValueError(f"unknown tool {tool!r}; expected one of {', '.join(TOOLS)}")
 
@@ -71,7 +71,7 @@ def _closed(model: str) -> dict[str, Any]:
 
 def _meta(model: str) -> dict[str, Any]:
     import cnn_models
-    from conformance.inspect import build_on_meta
+    from conformance.layer_table import build_on_meta
 
     spec = cnn_models.get_spec(model)
     t0 = time.perf_counter()

@@ -12,7 +12,7 @@ and the markdown shows each under its section's table.
   width, log-log, with the least-squares power law of each net type.
 
 A row's tool is a peer unless its name starts with ``ours`` or ``bound:``, the convention that
-``summary.py`` and ``flops.py`` name their tools by.
+``compare_summary.py`` and ``compare_macs.py`` name their tools by.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 from ._harness import Tally
 from ._stats import loglog_exponent, median
 from ._tables import DEFAULT_SPEEDUP, TARGET_SPEEDUP, per_rep_speedups
-from .report import Section
+from .results import Section
 
 __all__ = ["FIGURES", "SpeedupPoint", "gradflow_series", "is_peer", "speedup_points", "write_figures"]
 

@@ -20,13 +20,13 @@ from typing import Any
 
 from ._harness import Options
 from ._proc import run_command
-from .report import Section, Target
+from .results import Section, Target
 
 TARGET_S = 180.0
 TARGET_WORKER_MB = 4096.0
 COLUMNS = ["run", "exit", "wall s", "result", "pytest peak RSS MB", "largest sampled MB", "largest process MB",
            "descendants sampled"]
-QUICK_ARGS = ["tests/test_inspect.py", "tests/test_summary.py"]
+QUICK_ARGS = ["tests/test_layer_table.py", "tests/test_summary_table.py"]
 DURATIONS = 15  # pytest's slowest-tests list: where the time goes when the target is missed
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,13 +163,16 @@ class Reading:
 
     ``kwargs`` are the builder kwargs that select it (``spec.build(**reading.kwargs)``);
     ``source`` names the paper passage and the implementation that reads it this way;
-    ``note`` says what the reading changes.
+    ``note`` says what the reading changes; ``point`` names the open point it answers (a spec
+    may leave several open: its admissible builds are every combination of one reading per
+    point, ``ArchSpec.reading_combinations``).
     """
 
     name: str
     kwargs: Mapping[str, Any]
     source: str
     note: str = ""
+    point: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,10 +183,11 @@ class ArchSpec:
     must be given explicitly: a builder name (``"resnet50"``) or ``None`` for models
     torchvision does not have.
 
-    ``readings``: the admissible readings of a point the paper leaves open (empty when it
-    leaves none the builder offers). When given, ``readings[0]`` is what the default build
-    does (its kwargs are empty or equal to the defaults) and every other reading is built by
-    ``spec.build(**reading.kwargs)``.
+    ``readings``: the admissible readings of the points the paper leaves open (empty when it
+    leaves none the builder offers), grouped by ``Reading.point``. The first reading of each
+    point is what the default build does (its kwargs are empty or equal to the defaults); the
+    admissible builds are every combination of one reading per point
+    (``reading_combinations``), each built by ``spec.build(**kwargs)``.
     """
 
     name: str = MISSING
@@ -266,10 +271,18 @@ class ArchSpec:
         if not self.readings:
             return []
         out: list[str] = []
-        if len(self.readings) == 1:
-            out.append("field 'readings': a single reading declares no open point (give none or at least two)")
+        points: dict[str, int] = {}
+        for reading in self.readings:
+            point = getattr(reading, "point", "")
+            points[point] = points.get(point, 0) + 1
+        for point, count in points.items():
+            if count == 1:
+                what = f"point {point!r}" if point else "a single reading"
+                out.append(f"field 'readings': {what} has one reading, which declares no open point "
+                           f"(give none or at least two)")
         params = _builder_parameters(self.builder) if callable(self.builder) else None
         seen: set[str] = set()
+        first_of: set[str] = set()
         for i, reading in enumerate(self.readings):
             where = f"field 'readings[{i}]'"
             if not isinstance(reading, Reading):
@@ -286,7 +299,9 @@ class ArchSpec:
             if not isinstance(reading.kwargs, Mapping) or not all(isinstance(k, str) for k in reading.kwargs):
                 out.append(f"{where} ({reading.name!r}): kwargs {reading.kwargs!r} is not a mapping of str keys")
                 continue
-            if i > 0 and not reading.kwargs:
+            first = reading.point not in first_of
+            first_of.add(reading.point)
+            if not first and not reading.kwargs:
                 out.append(f"{where} ({reading.name!r}): has no kwargs, so it is the default build again")
             if params is None:
                 continue
@@ -294,13 +309,30 @@ class ArchSpec:
             for key, value in reading.kwargs.items():
                 if key not in params and not accepts_any:
                     out.append(f"{where} ({reading.name!r}): the builder takes no keyword {key!r}")
-                elif i == 0:
+                elif first:
                     default = self.builder_kwargs.get(key, params[key].default if key in params else MISSING)
                     if default is MISSING or default is inspect.Parameter.empty or default != value:
                         out.append(
                             f"{where} ({reading.name!r}): the first reading is the default build, but "
                             f"{key}={value!r} differs from the default {default!r}"
                         )
+        return out
+
+    def reading_combinations(self) -> list[tuple[str, dict[str, Any], tuple[Reading, ...]]]:
+        """Every admissible build: one reading per open point, as (name, builder kwargs, readings).
+
+        The first combination is the default build (the first reading of every point); names
+        join the readings' names with " + ". Empty when the spec declares no reading.
+        """
+        points: dict[str, list[Reading]] = {}
+        for reading in self.readings:
+            points.setdefault(reading.point, []).append(reading)
+        out: list[tuple[str, dict[str, Any], tuple[Reading, ...]]] = []
+        for combo in itertools.product(*points.values()) if points else ():
+            kwargs: dict[str, Any] = {}
+            for reading in combo:
+                kwargs.update(reading.kwargs)
+            out.append((" + ".join(r.name for r in combo), kwargs, tuple(combo)))
         return out
 
     @property

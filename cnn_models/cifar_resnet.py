@@ -362,6 +362,7 @@ _OPTION_A_READINGS = (
             "nn.SpatialAveragePooling(1, 1, stride, stride), then nn.Concat(2) of nn.Identity() and "
             "nn.MulConstant(0): the input's channels first, the zero channels after"
         ),
+        point="option A zero channels",
         note=f"{_OPEN_POINT}; the default build: channels [0, C_in) carry the input",
     ),
     Reading(
@@ -372,6 +373,7 @@ _OPTION_A_READINGS = (
             "F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4)): planes // 4 zero "
             "channels before the input's and planes // 4 after"
         ),
+        point="option A zero channels",
         note=f"{_OPEN_POINT}; same parameters and state_dict, the input lands on channels "
         "[(C_out - C_in) // 2, ...) of the sum, so the function differs",
     ),

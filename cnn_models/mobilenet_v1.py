@@ -22,6 +22,10 @@ Sources:
   ``AdaptiveAvgPool2d(1)``: any input size) or ``"avg7"`` (``AvgPool2d(7, stride=1)`` as
   Table 1 prints it: the same function at 224 px, and no 1x1 output at other sizes).
   Neither pool has parameters or buffers, so the state_dict is the same.
+* The activation: Fig. 3 and Section 3.1 name ReLU; the authors' TF-slim release
+  (research/slim/nets/mobilenet_v1.py) applies ReLU6 after every BN, as timm does. The specs
+  declare both (``act="relu"``, the default, or ``"relu6"``); with the pool that makes four
+  admissible builds (``ArchSpec.reading_combinations``).
 * Tables 6 and 7: parameters (4.2M / 2.6M / 1.3M / 0.5M) and mult-adds (569M / 325M / 149M
   / 41M at 224 px; 418M / 290M / 186M at 192 / 160 / 128 px for alpha = 1). Our exact counts,
   BN affine parameters and the classifier included: 4,231,976 / 2,585,560 / 1,331,592 /
@@ -84,6 +88,8 @@ BLOCKS: tuple[tuple[int, int], ...] = (
 
 # The final pool: "global" (AdaptiveAvgPool2d(1)) or "avg7" (Table 1's "Avg Pool / s1, 7x7").
 POOLS = ("global", "avg7")
+# The activation after every BN: "relu" (Fig. 3) or "relu6" (the authors' TF-slim release).
+ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
 
 
 def scale_width(channels: int, alpha: float) -> int:
@@ -98,13 +104,15 @@ class DepthwiseSeparable(nn.Module):
     for a full 3x3 conv: the ratio ``1/C_out + 1/9`` of Section 3.1.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int = 1, activation: type[nn.Module] = nn.ReLU
+    ) -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)
         check_positive_int("out_channels", out_channels)
         check_positive_int("stride", stride)
-        self.dw = ConvBNAct(in_channels, in_channels, 3, stride, groups=in_channels)
-        self.pw = ConvBNAct(in_channels, out_channels, 1)
+        self.dw = ConvBNAct(in_channels, in_channels, 3, stride, groups=in_channels, activation=activation)
+        self.pw = ConvBNAct(in_channels, out_channels, 1, activation=activation)
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,7 +126,8 @@ class MobileNetV1(nn.Module):
     ``pool="global"``: ``AdaptiveAvgPool2d(1)``, any input size. ``pool="avg7"``:
     ``AvgPool2d(7, stride=1)``, Table 1 to the letter: the same at 224 px (7x7 map); on a
     smaller map it raises, on a larger one the pooled map is not 1x1 and the classifier's
-    input size does not match.
+    input size does not match. ``act="relu"`` (Fig. 3) or ``"relu6"`` (min(max(x, 0), 6), as the
+    authors' TF-slim release builds every layer) after every BatchNorm.
     """
 
     def __init__(
@@ -130,20 +139,23 @@ class MobileNetV1(nn.Module):
         blocks: tuple[tuple[int, int], ...] = BLOCKS,
         stem: tuple[int, int] = STEM,
         pool: str = "global",
+        act: str = "relu",
     ) -> None:
         super().__init__()
         alpha = check_positive_float("alpha", alpha)
         check_positive_int("num_classes", num_classes)
         dropout = check_probability("dropout", dropout)
         check_choice("pool", pool, POOLS)
+        check_choice("act", act, tuple(ACTIVATIONS))
+        activation = ACTIVATIONS[act]
         _check_table("stem", [stem])
         _check_table("blocks", blocks)
 
         channels = scale_width(stem[0], alpha)
-        layers: list[nn.Module] = [ConvBNAct(3, channels, 3, stem[1])]  # (N, 32a, H/2, W/2)
+        layers: list[nn.Module] = [ConvBNAct(3, channels, 3, stem[1], activation=activation)]  # (N, 32a, H/2, W/2)
         for out, stride in blocks:
             # 224 px: 112 -> 112, 56, 56, 28, 28, 14 (x6), 7, 7
-            layers.append(DepthwiseSeparable(channels, scale_width(out, alpha), stride))
+            layers.append(DepthwiseSeparable(channels, scale_width(out, alpha), stride, activation))
             channels = scale_width(out, alpha)
         self.features = nn.Sequential(*layers)  # (N, 1024a, H/32, W/32)
         self.avgpool: nn.Module = (  # (N, 1024a, 1, 1); avg7 only from a 7x7 map
@@ -178,26 +190,33 @@ def _check_table(name: str, rows: object) -> None:
 
 
 def mobilenet_v1(
-    *, alpha: float = 1.0, num_classes: int = 1000, dropout: float = 0.0, pool: str = "global"
+    *, alpha: float = 1.0, num_classes: int = 1000, dropout: float = 0.0, pool: str = "global", act: str = "relu"
 ) -> MobileNetV1:
     """1.0 MobileNet-224 (Table 1); ``alpha`` is the width multiplier of Section 3.3, ``pool``
-    the final pool (``"global"`` or ``"avg7"``, see ``MobileNetV1``)."""
-    return MobileNetV1(alpha=alpha, num_classes=num_classes, dropout=dropout, pool=pool)
+    the final pool (``"global"`` or ``"avg7"``) and ``act`` the activation (``"relu"`` or ``"relu6"``):
+    see ``MobileNetV1``."""
+    return MobileNetV1(alpha=alpha, num_classes=num_classes, dropout=dropout, pool=pool, act=act)
 
 
-def mobilenet_v1_075(*, num_classes: int = 1000, dropout: float = 0.0, pool: str = "global") -> MobileNetV1:
-    """0.75 MobileNet-224 (Table 6); ``pool``: see ``MobileNetV1``."""
-    return MobileNetV1(alpha=0.75, num_classes=num_classes, dropout=dropout, pool=pool)
+def mobilenet_v1_075(
+    *, num_classes: int = 1000, dropout: float = 0.0, pool: str = "global", act: str = "relu"
+) -> MobileNetV1:
+    """0.75 MobileNet-224 (Table 6); ``pool``, ``act``: see ``MobileNetV1``."""
+    return MobileNetV1(alpha=0.75, num_classes=num_classes, dropout=dropout, pool=pool, act=act)
 
 
-def mobilenet_v1_050(*, num_classes: int = 1000, dropout: float = 0.0, pool: str = "global") -> MobileNetV1:
-    """0.5 MobileNet-224 (Table 6); ``pool``: see ``MobileNetV1``."""
-    return MobileNetV1(alpha=0.5, num_classes=num_classes, dropout=dropout, pool=pool)
+def mobilenet_v1_050(
+    *, num_classes: int = 1000, dropout: float = 0.0, pool: str = "global", act: str = "relu"
+) -> MobileNetV1:
+    """0.5 MobileNet-224 (Table 6); ``pool``, ``act``: see ``MobileNetV1``."""
+    return MobileNetV1(alpha=0.5, num_classes=num_classes, dropout=dropout, pool=pool, act=act)
 
 
-def mobilenet_v1_025(*, num_classes: int = 1000, dropout: float = 0.0, pool: str = "global") -> MobileNetV1:
-    """0.25 MobileNet-224 (Table 6); ``pool``: see ``MobileNetV1``."""
-    return MobileNetV1(alpha=0.25, num_classes=num_classes, dropout=dropout, pool=pool)
+def mobilenet_v1_025(
+    *, num_classes: int = 1000, dropout: float = 0.0, pool: str = "global", act: str = "relu"
+) -> MobileNetV1:
+    """0.25 MobileNet-224 (Table 6); ``pool``, ``act``: see ``MobileNetV1``."""
+    return MobileNetV1(alpha=0.25, num_classes=num_classes, dropout=dropout, pool=pool, act=act)
 
 
 # --- specs ---------------------------------------------------------------------------------
@@ -219,6 +238,11 @@ _OPEN_POINT = (
     "Table 7 (Section 3.4) runs the same network at 192, 160, 128 px, whose 6x6, 5x5, 4x4 maps a "
     "7x7 pool cannot pool"
 )
+# The paper's text names ReLU; the authors' released code clips it at 6.
+_ACT_POINT = (
+    "Howard et al. 2017 Fig. 3 names ReLU after every BN; the authors' TF-slim release "
+    "(research/slim/nets/mobilenet_v1.py) applies ReLU6"
+)
 _READINGS = (
     Reading(
         name="global_pool",
@@ -230,12 +254,31 @@ _READINGS = (
             "i.e. over the whole map at 224 px and below"
         ),
         note=f"{_OPEN_POINT}; the default build: AdaptiveAvgPool2d(1), any input size",
+        point="final pool",
     ),
     Reading(
         name="avg_pool_7x7",
         kwargs=MappingProxyType({"pool": "avg7"}),
         source="Howard et al. 2017 Table 1, 'Avg Pool / s1, Pool 7x7', read literally: AvgPool2d(7, stride=1)",
         note=f"{_OPEN_POINT}; the same function at 224 px; at 192 px and below the pool has no output",
+        point="final pool",
+    ),
+    Reading(
+        name="relu",
+        kwargs=MappingProxyType({"act": "relu"}),
+        source="Howard et al. 2017 Fig. 3 and Section 3.1: every layer is followed by batchnorm and a ReLU",
+        note=f"{_ACT_POINT}; the default build: nn.ReLU",
+        point="activation",
+    ),
+    Reading(
+        name="relu6",
+        kwargs=MappingProxyType({"act": "relu6"}),
+        source=(
+            "TF-slim research/slim/nets/mobilenet_v1.py mobilenet_v1_base (the authors' release): "
+            "every conv's activation_fn is tf.nn.relu6; timm mobilenetv1_100 builds it so"
+        ),
+        note=f"{_ACT_POINT}; min(max(x, 0), 6): the same parameters, another function once an activation passes 6",
+        point="activation",
     ),
 )
 _DEVIATIONS = (
@@ -318,6 +361,6 @@ for _name, _builder, _alpha, _params, _macs, _exact in _VARIANTS:
             },
             builder_kwargs={},
             deviations=_DEVIATIONS,
-            readings=_READINGS,  # the final pool: global or Table 1's 7x7
+            readings=_READINGS,  # the final pool (global or Table 1's 7x7) x the activation (ReLU or ReLU6)
         )
     )

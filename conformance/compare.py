@@ -24,7 +24,7 @@ import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.overrides import TorchFunctionMode
 
-from .inspect import build_on_meta
+from .layer_table import build_on_meta
 
 __all__ = [
     "materialize",

@@ -187,6 +187,12 @@ def _fraction_below(values: torch.Tensor, tau: float) -> float:
     return count / max(values.numel(), 1)
 
 
+def _largest_abs(values: torch.Tensor) -> float:
+    """``max |v|`` without a temporary of the tensor's size (``aminmax`` reads it once)."""
+    low, high = torch.aminmax(values)
+    return max(-float(low), float(high))
+
+
 SAMPLE = 1 << 22  # values whose moments are taken; a larger tensor is sampled at a fixed stride
 
 
@@ -217,7 +223,7 @@ def _stat_failures(name: str, values: torch.Tensor, law: Law, what: str) -> list
     if flat.numel() < 2:
         return out
     sample, n_note = _sample(flat)
-    largest = float(flat.abs().max())  # the bound holds for every value, not only the sample
+    largest = _largest_abs(flat)  # the bound holds for every value, not only the sample
     if law.bound is not None and largest > law.bound * (1 + 1e-6):
         out.append(f"{name}: {what} has values outside +-{law.bound:.4g} (max |w| {largest:.4g}), declared {law.kind}")
     sigma = law.std
@@ -271,7 +277,7 @@ def init_failures(model: nn.Module, scheme: InitScheme, zero_gamma_bns: frozense
             if mod.bias is not None:
                 if bias_scheme == "zeros":
                     if bool(mod.bias.detach().ne(0).any()):
-                        largest = float(mod.bias.detach().abs().max())
+                        largest = _largest_abs(mod.bias.detach())
                         out.append(f"{label}: bias expected all zeros ({kind}_bias=zeros), got max |b| {largest:.4g}")
                 else:
                     bound = 1.0 / math.sqrt(_fans(mod.weight)[0])

@@ -158,7 +158,7 @@ def build_candidate(factory: Callable[[], nn.Module], label: str) -> nn.Module:
 def build_candidate_on_meta(factory: Callable[[], nn.Module], label: str) -> nn.Module:
     """``build_candidate`` on the meta device; a failure that comes from reading a tensor's
     value there (``.item()``) says so (``inspect.meta_build_hint``)."""
-    from .inspect import build_on_meta, meta_build_hint
+    from .layer_table import build_on_meta, meta_build_hint
 
     try:
         return build_on_meta(lambda: build_candidate(factory, label))

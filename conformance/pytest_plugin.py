@@ -49,7 +49,7 @@ import pytest
 
 if TYPE_CHECKING:
     from cnn_models import ArchSpec
-    from conformance.report import Report
+    from conformance.gate_report import Report
 
 __all__ = ["ARCH_ARGS", "assert_conformant", "selected_architectures"]
 

@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from conformance.align import align, canonical_ops
-from conformance.inspect import build_on_meta
+from conformance.layer_table import build_on_meta
 from conformance.trace import trace_model
 
 

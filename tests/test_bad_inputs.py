@@ -203,8 +203,8 @@ def test_third_party_family_that_is_missing_or_has_no_plan() -> None:
         plan_for("no_such_pkg_xyz.formula", {}, (3, 8, 8))
     assert str(info.value) == "no closed-form formula for family 'no_such_pkg_xyz.formula' (module no_such_pkg_xyz.formula not found)"
     with pytest.raises(LookupError) as info:
-        plan_for("conformance.report", {}, (3, 8, 8))
-    assert str(info.value) == "no closed-form formula for family 'conformance.report': module conformance.report has no plan(config, input_size)"
+        plan_for("conformance.gate_report", {}, (3, 8, 8))
+    assert str(info.value) == "no closed-form formula for family 'conformance.gate_report': module conformance.gate_report has no plan(config, input_size)"
 
 
 def test_formula_module_with_a_missing_dependency_is_not_disguised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ from benchmarks._tables import speed_targets, timing_rows  # noqa: E402
 from benchmarks._worker import WARM_BUDGET_S, WARM_MAX_CALLS  # noqa: E402
 from benchmarks.cli import parse_args  # noqa: E402
 from benchmarks.plots import GRADFLOW_FIGURE, SPEEDUP_FIGURE, gradflow_series, speedup_points  # noqa: E402
-from benchmarks.report import (  # noqa: E402
+from benchmarks.results import (  # noqa: E402
     Section,
     Target,
     load_sections,

@@ -29,7 +29,7 @@ from cnn_models.cifar_resnet import (
 )
 from conformance.formulas import plan_for
 from conformance.formulas.layers import bn_params, conv2d_params
-from conformance.inspect import build_on_meta, layer_table
+from conformance.layer_table import build_on_meta, layer_table
 
 # He et al. 2016, Table 6: depth -> (params, the paper's rounding): two decimals of a million
 # (+- 0.005M) for 20..56 layers, one decimal (+- 0.05M) for 110 and 1202.

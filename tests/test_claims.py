@@ -51,7 +51,7 @@ from conformance.claims.exhibits import (
 )
 from conformance.commands import claims as claims_command
 from conformance.errors import UsageError
-from conformance.inspect import build_on_meta, layer_table
+from conformance.layer_table import build_on_meta, layer_table
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "claims.md"
 

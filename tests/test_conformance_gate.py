@@ -19,8 +19,8 @@ from collections.abc import Callable
 import torch
 
 import cnn_models
-from conformance.inspect import build_on_meta
-from conformance.report import Report
+from conformance.gate_report import Report
+from conformance.layer_table import build_on_meta
 
 # This is also where two of the reference-implementation guarantees are tested, once per
 # architecture, without building the models a second time:

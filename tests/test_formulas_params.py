@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import cnn_models
 from conformance.formulas import family_module, params_for, plan_for
-from conformance.inspect import build_on_meta
+from conformance.layer_table import build_on_meta
 
 DIRECT = sorted({cnn_models.get_spec(n).family for n in cnn_models.list_models()
                  if callable(getattr(family_module(cnn_models.get_spec(n).family), "params", None))})

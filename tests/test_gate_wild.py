@@ -30,7 +30,7 @@ import wild
 from wild import IMPLEMENTATIONS, MUTANTS, REJECTED, Implementation
 
 from conformance.check import check_candidate
-from conformance.report import Report
+from conformance.gate_report import Report
 
 # timm_resnet18 / timm_resnet50 (zero_init_last=False) are test_gate.py's FAITHFUL cases already
 _COVERED_ELSEWHERE = {"timm_resnet18", "timm_resnet50"}

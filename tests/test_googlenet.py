@@ -24,7 +24,7 @@ from cnn_models import googlenet as G
 from conformance.formulas import plan_for
 from conformance.formulas.googlenet import inception as inception_plan
 from conformance.formulas.layers import Plan, Tracer
-from conformance.inspect import build_on_meta, layer_table
+from conformance.layer_table import build_on_meta, layer_table
 
 FULL = (3, 224, 224)
 

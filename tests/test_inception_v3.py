@@ -23,7 +23,7 @@ from cnn_models import get_spec
 from conformance.formulas import plan_for
 from conformance.formulas.inception_v3 import mixed as mixed_plan
 from conformance.formulas.layers import Tracer
-from conformance.inspect import build_on_meta, layer_table
+from conformance.layer_table import build_on_meta, layer_table
 
 FULL = (3, 299, 299)
 TV = torchvision.models.inception

@@ -23,9 +23,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cnn_models
-from conformance import inspect as ins
-from conformance.flops import count_flops
-from conformance.inspect import layer_table
+from conformance import layer_table as ins
+from conformance.layer_table import layer_table
+from conformance.macs import count_flops
 
 
 @contextmanager

@@ -23,7 +23,7 @@ import cnn_models
 from cnn_models.mobilenet_v1 import BLOCKS, STEM, DepthwiseSeparable, MobileNetV1, mobilenet_v1
 from conformance.formulas import plan_for
 from conformance.formulas.mobilenet_v1 import plan
-from conformance.inspect import build_on_meta, layer_table
+from conformance.layer_table import build_on_meta, layer_table
 
 # Howard et al. 2017, Table 6 (alpha at 224 px) and Table 7 (alpha 1, resolution):
 # name -> (alpha, params, mult-adds at 224). Printed as "4.2M" / "569M": one decimal of a

@@ -29,7 +29,7 @@ from cnn_models.mobilenet_v2 import (
 )
 from conformance.formulas import plan_for
 from conformance.formulas.mobilenet_v2 import plan
-from conformance.inspect import build_on_meta, layer_table
+from conformance.layer_table import build_on_meta, layer_table
 
 
 def _tv_meta(key: str) -> float:

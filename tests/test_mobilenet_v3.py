@@ -35,7 +35,7 @@ from cnn_models.mobilenet_v3 import (
 )
 from conformance.formulas import plan_for
 from conformance.formulas.mobilenet_v3 import plan
-from conformance.inspect import build_on_meta, layer_table
+from conformance.layer_table import build_on_meta, layer_table
 
 NAMES = ["mobilenet_v3_large", "mobilenet_v3_small"]
 TABLES = {"mobilenet_v3_large": (LARGE, LARGE_LAST), "mobilenet_v3_small": (SMALL, SMALL_LAST)}

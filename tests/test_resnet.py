@@ -27,7 +27,7 @@ from torchvision.models import resnet as tv_resnet
 from cnn_models import get_spec
 from cnn_models.resnet import RESNET_CONFIGS, BasicBlock, Bottleneck, ResNet, resnet18, resnet50
 from conformance.formulas import plan_for
-from conformance.inspect import build_on_meta, layer_table
+from conformance.layer_table import build_on_meta, layer_table
 
 NAMES = sorted(RESNET_CONFIGS)  # the ten torchvision builders
 PARAMETRIC = ("Conv2d", "BatchNorm2d", "Linear")

@@ -24,7 +24,7 @@ from cnn_models import ArchSpec, Expected, InitScheme, get_spec, list_models
 from cnn_models._spec import INIT_AUTHORITIES, Reading
 from cnn_models.cifar_resnet import CifarBasicBlock, ShortcutA, cifar_plain20, cifar_resnet20
 from cnn_models.mobilenet_v1 import mobilenet_v1
-from conformance.inspect import build_on_meta
+from conformance.layer_table import build_on_meta
 
 WITH_READINGS = [name for name in list_models() if get_spec(name).readings]
 CIFAR_RESNETS = [f"cifar_resnet{d}" for d in (20, 32, 44, 56, 110)]
@@ -71,8 +71,40 @@ def test_cifar_and_mobilenet_readings_select_the_builder_options() -> None:
         kwargs = [dict(r.kwargs) for r in get_spec(name).readings]
         assert kwargs == [{"option_a_pad": "after"}, {"option_a_pad": "split"}], name
     for name in MOBILENET_V1:
-        kwargs = [dict(r.kwargs) for r in get_spec(name).readings]
-        assert kwargs == [{"pool": "global"}, {"pool": "avg7"}], name
+        kwargs = [(r.point, dict(r.kwargs)) for r in get_spec(name).readings]
+        assert kwargs == [("final pool", {"pool": "global"}), ("final pool", {"pool": "avg7"}),
+                          ("activation", {"act": "relu"}), ("activation", {"act": "relu6"})], name
+
+
+def test_mobilenet_v1_admits_every_pool_and_activation_pair() -> None:
+    # two open points (the final pool, the activation), two readings each: four builds, the
+    # default (first reading of each point) first
+    combos = get_spec("mobilenet_v1").reading_combinations()
+    assert [(name, kwargs) for name, kwargs, _ in combos] == [
+        ("global_pool + relu", {"pool": "global", "act": "relu"}),
+        ("global_pool + relu6", {"pool": "global", "act": "relu6"}),
+        ("avg_pool_7x7 + relu", {"pool": "avg7", "act": "relu"}),
+        ("avg_pool_7x7 + relu6", {"pool": "avg7", "act": "relu6"}),
+    ]
+    assert [name for name, _, _ in get_spec("cifar_resnet20").reading_combinations()] == ["zeros_after", "zeros_split"]
+    assert get_spec("cifar_plain20").reading_combinations() == []
+
+
+def test_mobilenet_v1_relu6_clips_where_relu_does_not() -> None:
+    # min(max(x, 0), 6) against max(x, 0): the same weights give another function once a
+    # pre-activation passes 6, which unit-scale weights on a 224 input reach
+    torch.manual_seed(0)
+    relu = mobilenet_v1().eval()
+    relu6 = mobilenet_v1(act="relu6").eval()
+    relu6.load_state_dict(relu.state_dict())
+    assert sum(isinstance(m, nn.ReLU6) for m in relu6.modules()) == 27  # stem + 13 blocks x 2 (Table 1)
+    assert not any(isinstance(m, nn.ReLU6) for m in relu.modules())
+    with torch.no_grad():
+        for p in relu.parameters():
+            p.normal_()
+        relu6.load_state_dict(relu.state_dict())
+        x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+        assert not torch.allclose(relu(x), relu6(x))
 
 
 # --- every reading builds, with the default's state_dict ----------------------------------
@@ -204,8 +236,9 @@ def test_block_with_split_reading_adds_the_split_shortcut() -> None:
         (lambda: CifarBasicBlock(4, 8, 2, option_a_pad="before"), "option_a_pad"),  # type: ignore[arg-type]
         (lambda: ShortcutA(4, 8, 2, pad="both"), "pad"),  # type: ignore[arg-type]
         (lambda: mobilenet_v1(pool="max"), "pool"),
+        (lambda: mobilenet_v1(act="gelu"), "act"),
     ],
-    ids=["cifar-builder", "cifar-block", "shortcut-a", "mobilenet-pool"],
+    ids=["cifar-builder", "cifar-block", "shortcut-a", "mobilenet-pool", "mobilenet-act"],
 )
 def test_bad_reading_options_name_the_argument(make, argname: str) -> None:
     with pytest.raises(ValueError, match=f"^{argname} must be one of"):
@@ -230,8 +263,8 @@ def _spec(**changes: object) -> ArchSpec:
     return base.replace(**changes)
 
 
-def _r(name: str, kwargs: object, source: str = "test") -> Reading:
-    return Reading(name=name, kwargs=kwargs, source=source)  # type: ignore[arg-type]
+def _r(name: str, kwargs: object, source: str = "test", point: str = "") -> Reading:
+    return Reading(name=name, kwargs=kwargs, source=source, point=point)  # type: ignore[arg-type]
 
 
 def test_well_formed_readings_pass() -> None:
@@ -241,6 +274,13 @@ def test_well_formed_readings_pass() -> None:
     # builder_kwargs are part of the default build
     assert _spec(builder_kwargs={"flavour": "b"}, readings=(_r("b", {"flavour": "b"}), _r("a", {"flavour": "a"}))
                  ).problems() == []
+    # two open points, each with its default first
+    two = (_r("a", {}, point="flavour"), _r("b", {"flavour": "b"}, point="flavour"),
+           _r("c3", {"num_classes": 3}, point="head"), _r("c5", {"num_classes": 5}, point="head"))
+    assert _spec(readings=two).problems() == []
+    assert [(n, k) for n, k, _ in _spec(readings=two).reading_combinations()] == [
+        ("a + c3", {"num_classes": 3}), ("a + c5", {"num_classes": 5}),
+        ("b + c3", {"flavour": "b", "num_classes": 3}), ("b + c5", {"flavour": "b", "num_classes": 5})]
 
 
 @pytest.mark.parametrize(
@@ -256,9 +296,13 @@ def test_well_formed_readings_pass() -> None:
         ((_r("b", {"flavour": "b"}), _r("a", {"flavour": "a"})), "differs from the default 'a'"),
         ((_r("", {}), _r("b", {"flavour": "b"})), "name '' is not a non-empty str"),
         (("a", _r("b", {"flavour": "b"})), "must be a Reading"),
+        ((_r("a", {}), _r("b", {"flavour": "b"}), _r("c", {"num_classes": 3}, point="head")),
+         "point 'head' has one reading"),
+        ((_r("a", {}), _r("b", {"flavour": "b"}), _r("c5", {"num_classes": 5}, point="head"),
+          _r("c3", {"num_classes": 3}, point="head")), "'c5'.*differs from the default 3"),
     ],
     ids=["list", "single", "duplicate", "no-source", "kwargs-list", "no-kwargs", "unknown-kwarg",
-         "first-not-default", "empty-name", "not-a-reading"],
+         "first-not-default", "empty-name", "not-a-reading", "point-single", "point-first-not-default"],
 )  # fmt: skip
 def test_malformed_readings_are_reported(readings: object, message: str) -> None:
     problems = "; ".join(_spec(readings=readings).problems())

@@ -46,7 +46,7 @@ CHECK_ALL_STUBBED = """
     import sys
     import conformance.check as gate
     from conformance.cli import main
-    from conformance.report import Report
+    from conformance.gate_report import Report
 
     real = gate.check_builtin
     def check_builtin(name, numerics=True):

@@ -18,7 +18,7 @@ import torchvision.models as tvm
 import cnn_models
 from conformance.check import torchvision_meta
 from conformance.compare import state_dict_diff
-from conformance.inspect import build_on_meta
+from conformance.layer_table import build_on_meta
 
 # The tests below take tv_arch_name from the pytest plugin (conformance/pytest_plugin.py):
 # every registered architecture whose spec names a torchvision builder, sorted, id = name.

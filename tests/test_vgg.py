@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from cnn_models import get_spec, vgg
 from conformance.formulas import plan_for
 from conformance.formulas.layers import conv2d_params
-from conformance.inspect import build_on_meta, layer_table
+from conformance.layer_table import build_on_meta, layer_table
 
 VARIANTS = ["vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
 FULL = (3, 224, 224)

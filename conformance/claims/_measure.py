@@ -1,5 +1,5 @@
 """Measuring instantiated modules for the claims: counts and shapes on meta, receptive fields
-by gradient, MACs by FlopCounterMode. Thin wrappers over ``conformance.inspect`` / ``flops``."""
+by gradient, MACs by FlopCounterMode. Thin wrappers over ``conformance.layer_table`` / ``flops``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from ..flops import count_flops
-from ..inspect import build_on_meta, meta_inputs
+from ..macs import count_flops
+from ..layer_table import build_on_meta, meta_inputs
 
 __all__ = ["meta_macs", "torchvision_factory", "meta_out_shape", "meta_params", "meta_spatial_trace", "receptive_field_by_gradient"]
 

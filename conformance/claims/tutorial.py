@@ -2,7 +2,7 @@
 the torchsummary totals and MB lines it prints for torchvision's VGG16 / ResNet18 / ResNet50,
 and its description of He initialisation.
 
-Instantiated measurements build the models on meta (``conformance.summary`` for the
+Instantiated measurements build the models on meta (``conformance.summary_table`` for the
 torchsummary figures, FlopCounterMode for mult-adds); closed forms come from
 ``conformance.formulas`` (registered configs) and the exhibits' own plans.
 """
@@ -22,8 +22,8 @@ from ..formulas import spec_plan
 from ..formulas.googlenet import inception
 from ..formulas.layers import Plan, Tracer
 from ..init_check import init_failures
-from ..inspect import build_on_meta
-from ..summary import BYTES_PER_NUMBER, MB, summarize
+from ..layer_table import build_on_meta
+from ..summary_table import BYTES_PER_NUMBER, MB, summarize
 from ._measure import (
     meta_macs,
     meta_out_shape,

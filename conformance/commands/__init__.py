@@ -17,13 +17,13 @@ import torch.nn as nn
 
 from ..errors import UsageError
 
-__all__ = ["DEFAULT_INPUT_SIZE", "Target", "add_target_arguments", "build_target", "resolve_target"]
+__all__ = ["DEFAULT_INPUT_SIZE", "ModelChoice", "add_target_arguments", "build_target", "resolve_target"]
 
 DEFAULT_INPUT_SIZE = (3, 224, 224)
 
 
 @dataclass(frozen=True)
-class Target:
+class ModelChoice:
     """What a subcommand looks at: a label, a zero-argument factory, its spec (if any), input."""
 
     label: str
@@ -53,7 +53,7 @@ def _spec(name: str, option: str) -> Any:
         raise UsageError(f"{prefix}{exc}") from None
 
 
-def resolve_target(args: argparse.Namespace) -> Target:
+def resolve_target(args: argparse.Namespace) -> ModelChoice:
     """The model named on the command line, as a factory; ``UsageError`` on anything wrong."""
     name, candidate = args.name, args.candidate
     spec_name = getattr(args, "spec", None)
@@ -73,10 +73,10 @@ def resolve_target(args: argparse.Namespace) -> Target:
     size = tuple(args.input_size) if args.input_size else (tuple(spec.input_size) if spec is not None else DEFAULT_INPUT_SIZE)
     if len(size) != 3 or any(d <= 0 for d in size):
         raise UsageError(f"--input-size: expected three positive integers C H W, got {' '.join(map(str, size))}")
-    return Target(label, factory, spec, size)
+    return ModelChoice(label, factory, spec, size)
 
 
-def build_target(target: Target) -> nn.Module:
+def build_target(target: ModelChoice) -> nn.Module:
     """Build the target's model on meta; a factory that raises or returns a non-module is a
     ``UsageError`` naming it."""
     from ..loading import build_candidate_on_meta

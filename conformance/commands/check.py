@@ -19,7 +19,7 @@ import sys
 import time
 
 from ..errors import UsageError
-from ..report import CheckResult, Report
+from ..gate_report import CheckResult, Report
 
 __all__ = ["add_arguments", "run"]
 

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..flops import flops_report
+    from ..macs import flops_report
 
     target = resolve_target(args)
     model = build_target(target)

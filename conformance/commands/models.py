@@ -30,7 +30,7 @@ def _row(name: str) -> tuple[bool, str]:
     """Whether ``name`` matches its parameter oracle, and the columns after its name."""
     import cnn_models
 
-    from ..inspect import build_on_meta
+    from ..layer_table import build_on_meta
 
     spec = cnn_models.get_spec(name)
     try:

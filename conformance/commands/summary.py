@@ -19,7 +19,7 @@ import argparse
 import sys
 
 from ..errors import UsageError
-from . import Target, add_target_arguments, build_target, resolve_target
+from . import ModelChoice, add_target_arguments, build_target, resolve_target
 
 __all__ = ["add_arguments", "run"]
 
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..summary import summarize
+    from ..summary_table import summarize
 
     if args.closed_form and args.candidate:
         raise UsageError("--closed-form: the table comes from a registered architecture's config; give its NAME, "
@@ -55,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _closed_form(target: Target, batch_size: int) -> str:
+def _closed_form(target: ModelChoice, batch_size: int) -> str:
     from ..formulas import spec_plan
-    from ..summary import plan_text
+    from ..summary_table import plan_text
 
     spec = target.spec
     assert spec is not None  # a registered NAME always has its spec

@@ -224,8 +224,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     import torch
 
-    from .report import RunInfo, write_all
     from .runner import first_layer_gradient_vs_depth, progress_bar, run_grid
+    from .writeup import RunInfo, write_all
 
     if not os.environ.get("CNN_CONFORMANCE_THREADS"):
         # The nets are small (8x8 maps): intra-op threads only add contention. With 2

@@ -142,6 +142,11 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
         needs="timm",
     ),
     Implementation(
+        "timm_mobilenetv1_relu6", timm_zoo.build_mobilenetv1_relu6, "mobilenet_v1",
+        "timm's default mobilenetv1_100: as timm_mobilenetv1_relu, with ReLU6 (the TF-slim release's reading)",
+        reading=MappingProxyType({"act": "relu6"}), needs="timm",
+    ),
+    Implementation(
         "timm_resnet18", timm_zoo.build_resnet18, "resnet18", "timm ResNet, zero_init_last=False",
         torchvision="resnet18", needs="timm",
     ),
@@ -172,8 +177,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "mixed.4c concatenates (1x1, 5x5, 3x3, pool)", ("mixed.4c",)),
     Mutant("mobilenet_v2_relu6_after_projection", mobilenet_v2_alt.build_relu6_after_projection,
            "mobilenet_v2_alt", "body.7's projection is followed by ReLU6 (no linear bottleneck)", ("relu6",)),
-    Mutant("timm_mobilenetv1_relu6", timm_zoo.build_mobilenetv1_relu6, "timm_mobilenetv1_relu",
-           "timm's default activation: ReLU6 after every BN", ("relu6",)),
+    Mutant("timm_mobilenetv1_relu6_one_relu", timm_zoo.build_mobilenetv1_relu6_one_relu, "timm_mobilenetv1_relu6",
+           "blocks.3.2.bn1's activation is ReLU in a ReLU6 net: a mix no reading admits", ("blocks.3.2.bn1",)),
     Mutant("timm_resnet18_zero_init_last", timm_zoo.build_resnet18_zero_init_last, "timm_resnet18",
            "timm's default zero_init_last=True: every layerS.B.bn2 gamma starts at 0", ("bn2",), kind="init"),
 )

@@ -6,7 +6,10 @@
   activation for this model is ReLU6, not the paper's ReLU (Howard et al. 2017, Fig. 3); with
   ReLU it computes spec ``mobilenet_v1``'s function. Its init is timm's TF-style one
   (``_init_weight_goog``), not the spec's declared convention.
-* ``build_mobilenetv1_relu6`` (mutant): the default ``mobilenetv1_100``, with ReLU6 everywhere.
+* ``build_mobilenetv1_relu6``: the default ``mobilenetv1_100``, with ReLU6 after every BN, as the
+  authors' TF-slim release builds it: spec ``mobilenet_v1``'s ``act="relu6"`` reading.
+* ``build_mobilenetv1_relu6_one_relu`` (mutant): that model with one activation (``blocks.3.2``'s
+  after the depthwise conv) back to ReLU, which no reading admits.
 * ``build_resnet18`` / ``build_resnet50``: timm's ``resnet18`` / ``resnet50``
   (``timm/models/resnet.py``; the bottleneck strides its 3x3 conv, as torchvision's v1.5) with
   ``zero_init_last=False``, so the init is torchvision's too.
@@ -19,7 +22,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-__all__ = ["build_mobilenetv1", "build_mobilenetv1_relu6", "build_resnet18", "build_resnet18_zero_init_last",
+__all__ = ["build_mobilenetv1", "build_mobilenetv1_relu6", "build_mobilenetv1_relu6_one_relu",
+           "build_resnet18", "build_resnet18_zero_init_last",
            "build_resnet50"]
 
 
@@ -35,8 +39,15 @@ def build_mobilenetv1() -> nn.Module:
 
 
 def build_mobilenetv1_relu6() -> nn.Module:
-    """Mutant: timm's default ``mobilenetv1_100`` (ReLU6 after every BN)."""
+    """timm's default ``mobilenetv1_100`` (ReLU6 after every BN): spec ``mobilenet_v1``, ``act="relu6"``."""
     return _create("mobilenetv1_100")
+
+
+def build_mobilenetv1_relu6_one_relu() -> nn.Module:
+    """Mutant: the ReLU6 model with ``blocks.3.2.bn1``'s activation a plain ReLU."""
+    model = _create("mobilenetv1_100")
+    model.blocks[3][2].bn1.act = nn.ReLU(inplace=True)
+    return model
 
 
 def build_resnet18() -> nn.Module:

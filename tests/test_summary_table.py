@@ -1,4 +1,4 @@
-"""The torchsummary-layout renderer (conformance/summary.py) against torchsummary itself.
+"""The torchsummary-layout renderer (conformance/summary_table.py) against torchsummary itself.
 
 Oracles: ``torchsummary.summary`` 1.5.1 run on CPU with ``device="cpu"`` (its printed text,
 captured from stdout), the tutorial's printed VGG16 table (138,357,544 params,
@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from torchsummary import summary as torchsummary
 
 from conformance.errors import UsageError
-from conformance.inspect import ForwardError
-from conformance.summary import class_label, summarize, summary_text
+from conformance.layer_table import ForwardError
+from conformance.summary_table import class_label, summarize, summary_text
 
 
 def torchsummary_text(model: nn.Module, input_size, **kwargs) -> str:

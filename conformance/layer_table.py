@@ -10,8 +10,8 @@ A module that already holds real weights is never moved: ``to_meta`` makes a met
 copy allocates nothing and the caller's model is left as it was).
 
 ``run_forward`` runs the pass; if it raises, a one-line ``ForwardError`` names the innermost
-module that was running and carries the rows recorded so far. ``conformance.summary`` (the
-torchsummary layout) and ``conformance.flops`` (FlopCounterMode) build on the same helpers.
+module that was running and carries the rows recorded so far. ``conformance.summary_table`` (the
+torchsummary layout) and ``conformance.macs`` (FlopCounterMode) build on the same helpers.
 """
 
 from __future__ import annotations

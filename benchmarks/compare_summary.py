@@ -3,13 +3,13 @@
 Tools, each in its own worker (``benchmarks._worker``), on the same model (``cnn_models``'s,
 state_dict-identical to torchvision's) and the same input, (3, 224, 224) at batch 2:
 
-* ``ours (meta)``: ``conformance.summary.summarize(spec.build, (3, 224, 224)).render()``: the model
+* ``ours (meta)``: ``conformance.summary_table.summarize(spec.build, (3, 224, 224)).render()``: the model
   is built on ``meta`` (no weight allocated), one hooked forward pass at batch 2 in the
   model's own (train) mode, the table rendered in torchsummary's layout;
-* ``ours (closed form)``: ``conformance.summary.plan_text(spec_plan(spec, ...))``, what
+* ``ours (closed form)``: ``conformance.summary_table.plan_text(spec_plan(spec, ...))``, what
   ``cnn-conformance summary NAME --closed-form`` prints: the per-layer table from the spec's
   config, no module built (registered architectures only; its own layout);
-* ``bound: meta build alone``: ``conformance.inspect.build_on_meta(spec.build)``, the first
+* ``bound: meta build alone``: ``conformance.layer_table.build_on_meta(spec.build)``, the first
   step of ``ours (meta)``: ours can be at most (peer time / this time) times faster than a
   peer, however cheap its pass;
 * ``torchsummary`` 1.5.1 (sksq96/pytorch-summary): ``summary(model, (3, 224, 224),
@@ -39,7 +39,7 @@ from ._bound import BOUND, meta_build_alone
 from ._bound import prepare as prepare_bound
 from ._harness import Job, Options, measure
 from ._tables import TIME_COLUMNS, WARM_NOTE, import_note, speed_targets, timing_rows
-from .report import Section
+from .results import Section
 
 MODELS = ("vgg16", "resnet50", "googlenet", "mobilenet_v2")
 QUICK_MODELS = ("vgg16", "mobilenet_v2")
@@ -61,7 +61,7 @@ def prepare(tool: str) -> None:
 
     if tool in (OURS, CLOSED):
         import conformance.formulas  # noqa: F401
-        import conformance.summary  # noqa: F401
+        import conformance.summary_table  # noqa: F401
     elif tool == BOUND:
         prepare_bound()
     elif tool == "torchsummary":
@@ -78,7 +78,7 @@ def _sha(text: str) -> str:
 
 def _ours(model: str) -> dict[str, Any]:
     import cnn_models
-    from conformance.summary import summarize
+    from conformance.summary_table import summarize
 
     spec = cnn_models.get_spec(model)
     t0 = time.perf_counter()
@@ -92,7 +92,7 @@ def _ours(model: str) -> dict[str, Any]:
 def _closed(model: str) -> dict[str, Any]:
     import cnn_models
     from conformance.formulas import spec_plan
-    from conformance.summary import plan_text
+    from conformance.summary_table import plan_text
 
     spec = cnn_models.get_spec(model)
     t0 = time.perf_counter()

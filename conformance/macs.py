@@ -21,7 +21,7 @@ Oracles:
 (d) **paper** (when a spec declares ``expected["macs"]``): e.g. MobileNet's "mult-adds",
     compared within the spec's stated tolerance.
 
-FlopCounterMode's conventions (torch/utils/flop_counter.py, checked in tests/test_flops.py):
+FlopCounterMode's conventions (torch/utils/flop_counter.py, checked in tests/test_macs.py):
 
 * convolution (``aten.convolution`` and its backend variants): ``2 * N * prod(out spatial) *
   prod(kernel) * C_out * C_in/groups`` FLOPs, i.e. **2 FLOPs per MAC**; the bias is not
@@ -56,7 +56,7 @@ from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.module_tracker import ModuleTracker
 
-from .inspect import meta_inputs, meta_pass, run_forward
+from .layer_table import meta_inputs, meta_pass, run_forward
 
 __all__ = [
     "TV_OPS_ABS_TOL",

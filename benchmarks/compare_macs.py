@@ -5,11 +5,11 @@ Tools, each in its own worker, on the same model (``cnn_models``'s) at batch 1, 
 * ``ours (closed form)``: ``conformance.formulas.spec_plan(spec, (3, 224, 224))``
   replays the spec's config through the layer formulas: no module is built at all. MACs of
   Conv2d and Linear, bias excluded (torchvision's ``_ops`` convention);
-* ``ours (FlopCounterMode, meta)``: ``conformance.flops.count_flops(spec.build, size)``: the
+* ``ours (FlopCounterMode, meta)``: ``conformance.macs.count_flops(spec.build, size)``: the
   model built on ``meta``, one forward pass under ``torch.utils.flop_counter.FlopCounterMode``;
   FLOPs / 2 (2 FLOPs per MAC; conv and matmul only). Convolutions and linears are shaped by
   formula and handed to the counter's own bookkeeping, so no Python meta kernel runs;
-* ``bound: meta build alone``: ``conformance.inspect.build_on_meta(spec.build)``, the first
+* ``bound: meta build alone``: ``conformance.layer_table.build_on_meta(spec.build)``, the first
   step of ``ours (FlopCounterMode, meta)``: ours can be at most (peer time / this time) times
   faster than a peer, however cheap its counting pass;
 * ``FlopCounterMode (CPU)``: the same counter around a real forward pass of a CPU-built model
@@ -41,7 +41,7 @@ from ._bound import BOUND, meta_build_alone
 from ._bound import prepare as prepare_bound
 from ._harness import Job, Options, measure
 from ._tables import WARM_NOTE, import_note, speed_targets, timing_rows
-from .report import Section
+from .results import Section
 
 MODELS = ("vgg16", "resnet50", "googlenet", "mobilenet_v2")
 QUICK_MODELS = ("vgg16", "mobilenet_v2")
@@ -77,7 +77,7 @@ def prepare(tool: str) -> None:
 
         import_formula_modules()
     elif tool == META:
-        import conformance.flops  # noqa: F401
+        import conformance.macs  # noqa: F401
     elif tool == BOUND:
         prepare_bound()
     elif tool == CPU_COUNTER:
@@ -107,7 +107,7 @@ def _closed(model: str) -> dict[str, Any]:
 
 def _meta(model: str) -> dict[str, Any]:
     import cnn_models
-    from conformance.flops import count_flops
+    from conformance.macs import count_flops
 
     spec = cnn_models.get_spec(model)
     t0 = time.perf_counter()

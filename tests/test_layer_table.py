@@ -1,7 +1,7 @@
-"""The meta-device layer table (conformance/inspect.py): rows, meta copies, forward errors.
+"""The meta-device layer table (conformance/layer_table.py): rows, meta copies, forward errors.
 
 Oracles: closed-form layer formulas (conformance/formulas/layers.py, property-tested
-against torch in test_flops.py), torchvision's weights meta ``num_params`` read live, and
+against torch in test_macs.py), torchvision's weights meta ``num_params`` read live, and
 the caller's own model (which must come back untouched).
 """
 
@@ -17,7 +17,7 @@ import torch.nn as nn
 import torchvision
 
 from conformance.formulas.layers import conv2d_out, conv2d_params, pool2d_out
-from conformance.inspect import (
+from conformance.layer_table import (
     ForwardError,
     build_on_meta,
     layer_table,
@@ -89,7 +89,7 @@ def test_meta_build_modes_agree(one_mode: bool, monkeypatch: pytest.MonkeyPatch)
     """The single build mode and the stacked fallback (torch without DeviceContext) do the same:
     meta is the default device, an explicit device is kept (moved afterwards), fills and
     nn.init calls on meta are skipped, a real tensor is still filled."""
-    import conformance.inspect as inspect_mod
+    import conformance.layer_table as inspect_mod
 
     if not one_mode:
         monkeypatch.setattr(inspect_mod, "_ONE_MODE", False)
@@ -220,7 +220,7 @@ def test_meta_inputs_validates_sizes() -> None:
 
 
 def test_a_meta_module_is_used_as_it_is_and_gets_its_modes_back() -> None:
-    from conformance.flops import count_flops
+    from conformance.macs import count_flops
 
     model = build_on_meta(lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout()))
     model.train()

@@ -45,7 +45,7 @@ import torch
 import torch.nn as nn
 
 from .formulas.layers import Plan
-from .inspect import meta_inputs, meta_module, run_forward
+from .layer_table import meta_inputs, meta_module, run_forward
 
 __all__ = ["Summary", "SummaryRow", "plan_text", "summarize", "summary_text"]
 

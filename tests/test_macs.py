@@ -4,7 +4,7 @@ Oracles: torch itself (output shapes of modules run on CPU and on meta, ``numel`
 parameters, ``torch.utils.flop_counter.FlopCounterMode`` FLOPs / 2), autograd (the
 receptive field as the support of an input gradient), torchvision's weights meta ``_ops``
 read live, and the spec's paper values. conformance/formulas/layers.py and
-conformance/flops.py are the code under test.
+conformance/macs.py are the code under test.
 """
 
 from __future__ import annotations
@@ -22,17 +22,6 @@ from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 from conformance.errors import UsageError
-from conformance.flops import (
-    CLOSED_FORM,
-    FLOP_COUNTER,
-    TORCHVISION,
-    TV_OPS_ABS_TOL,
-    FlopCount,
-    TorchvisionOps,
-    count_flops,
-    flops_report,
-    torchvision_ops,
-)
 from conformance.formulas.layers import (
     Tracer,
     bn_params,
@@ -42,6 +31,17 @@ from conformance.formulas.layers import (
     linear_macs,
     linear_params,
     pool2d_out,
+)
+from conformance.macs import (
+    CLOSED_FORM,
+    FLOP_COUNTER,
+    TORCHVISION,
+    TV_OPS_ABS_TOL,
+    FlopCount,
+    TorchvisionOps,
+    count_flops,
+    flops_report,
+    torchvision_ops,
 )
 
 
@@ -140,7 +140,7 @@ def test_batchnorm_params_match_torch(c: int, affine: bool) -> None:
     assert sum(p.numel() for p in bn.parameters()) == bn_params(c, affine)
 
 
-# --- FlopCounterMode's conventions, as conformance/flops.py states them -------------------
+# --- FlopCounterMode's conventions, as conformance/macs.py states them -------------------
 def test_flop_counter_ignores_bias_and_non_matmul_ops() -> None:
     x = torch.empty(2, 8, 10, 10, device="meta")
     with_bias = fcm_flops(on_meta(lambda: nn.Conv2d(8, 4, 3)), x)
@@ -242,7 +242,7 @@ class SharedAndParamInput(nn.Module):
 
 
 def _with_torchs_tracker(factory: Callable[[], nn.Module], size: tuple[int, ...], train: bool, monkeypatch: pytest.MonkeyPatch) -> FlopCount:
-    import conformance.flops as flops_mod
+    import conformance.macs as flops_mod
 
     with monkeypatch.context() as m:
         m.setattr(flops_mod, "_forward_only", lambda counter: counter)
@@ -254,7 +254,7 @@ def test_forward_tracker_counts_googlenet_as_torchs_tracker(train: bool, monkeyp
     """count_flops swaps FlopCounterMode's module tracker for one that records names and the
     call stack only; on a tree of modules (GoogLeNet, aux heads on in train mode) it counts
     what torch's own tracker counts, per op, per module and per layer type."""
-    import conformance.flops as flops_mod
+    import conformance.macs as flops_mod
 
     assert isinstance(flops_mod._forward_only(FlopCounterMode(display=False)).mod_tracker, flops_mod._ForwardTracker)
 
