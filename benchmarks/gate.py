@@ -12,8 +12,11 @@ Target: ``check --all`` under 90 s.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from ._harness import Options
@@ -22,7 +25,10 @@ from .results import Section, Target
 
 TARGET_ALL_S = 90.0
 QUICK_MODELS = ("resnet18", "mobilenet_v2")
-COLUMNS = ["command", "exit", "wall s", "check s", "peak RSS MB", "verdict"]
+COLUMNS = ["command", "exit", "wall s", "check s", "trace s", "align s", "init s", "numerics s", "peak RSS MB",
+           "verdict"]
+# the pipeline's stages as the report's JSON times them (Report.timings): where a check's time goes
+STAGES = {"trace s": "trace", "align s": "align", "init s": "init", "numerics s": "numerics"}
 # One torch thread, as everywhere else in these benchmarks. It is also the CLI's own default;
 # set here so that a CNN_CONFORMANCE_THREADS in the caller's environment cannot change what is
 # measured (on this shared 2-core machine two threads under load made `check mobilenet_v2` take
@@ -41,6 +47,15 @@ def _verdict(output: str) -> str:
     return f"{m.group(1)}/{m.group(2)} conformant" if m else (output.strip().splitlines() or ["-"])[-1][:80]
 
 
+def _stages(path: Path) -> dict[str, float | None]:
+    """The stage columns from ``check NAME --json``'s report (empty cells when it wrote none)."""
+    try:
+        timings = json.loads(path.read_text())[0].get("timings_s", {})
+    except (OSError, ValueError, IndexError, KeyError, AttributeError):
+        timings = {}
+    return {column: timings.get(stage) for column, stage in STAGES.items()}
+
+
 def _models(opts: Options) -> tuple[str, ...]:
     if opts.quick:
         return QUICK_MODELS
@@ -54,9 +69,13 @@ def run(opts: Options) -> Section:
     raw: dict[str, Any] = {"commands": []}
     for name in _models(opts):
         opts.log(f"gate: cnn-conformance check {name}")
-        res = run_command([sys.executable, "-m", "conformance", "check", name], timeout=opts.timeout, env=ENV)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "report.json"
+            res = run_command([sys.executable, "-m", "conformance", "check", name, "--json", str(out)],
+                              timeout=opts.timeout, env=ENV)
+            stages = _stages(out)
         rows.append({"command": f"check {name}", "exit": res.returncode, "wall s": res.wall_s,
-                     "check s": _check_times(res.output_tail).get(name), "peak RSS MB": res.maxrss_mb,
+                     "check s": _check_times(res.output_tail).get(name), **stages, "peak RSS MB": res.maxrss_mb,
                      "verdict": _verdict(res.output_tail)})
         raw["commands"].append({"argv": res.argv, "returncode": res.returncode, "wall_s": res.wall_s,
                                 "maxrss_mb": res.maxrss_mb, "tail": res.output_tail[-1500:]})
@@ -69,7 +88,7 @@ def run(opts: Options) -> Section:
         times = _check_times(res.output_tail)
         # the checks run in parallel processes: their own times add up to more than the wall time
         rows.append({"command": "check --all", "exit": res.returncode, "wall s": res.wall_s,
-                     "check s": None, "peak RSS MB": res.maxrss_mb, "verdict": _verdict(res.output_tail)})
+                     "check s": None, **dict.fromkeys(STAGES), "peak RSS MB": res.maxrss_mb, "verdict": _verdict(res.output_tail)})
         raw["commands"].append({"argv": res.argv, "returncode": res.returncode, "wall_s": res.wall_s,
                                 "maxrss_mb": res.maxrss_mb, "per_arch_s": times, "tail": res.output_tail[-1500:]})
         targets.append(Target(f"check --all under {TARGET_ALL_S:.0f} s, exit 0",
@@ -86,7 +105,9 @@ def run(opts: Options) -> Section:
     per = [r for r in rows if r["command"] != "check --all" and r["wall s"] is not None]
     notes = [
         "each command is a whole process: wall time and peak RSS (ru_maxrss) include Python start-up and all imports; "
-        "check s = the check's own time as the command prints it. CNN_CONFORMANCE_THREADS=1 (one torch thread).",
+        "check s = the check's own time as the command prints it; trace / align / init / numerics s = the pipeline's "
+        "stages as its JSON report times them (trace: both models on meta; align: pairing the traces). "
+        "CNN_CONFORMANCE_THREADS=1 (one torch thread).",
     ]
     if per:
         total = sum(r["wall s"] for r in per)

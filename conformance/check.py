@@ -31,6 +31,7 @@ import difflib
 import functools
 import math
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -238,6 +239,7 @@ def _check_plan_layers(subject: Subject) -> CheckResult:
 def _check_macs(cand_meta: nn.Module, spec: ArchSpec | None, input_size: tuple[int, int, int],
                 tv_name: str | None) -> CheckResult:
     """Closed form vs FlopCounterMode (total and per layer type) vs torchvision ``_ops`` vs paper."""
+    from .layer_table import ForwardError
     from .macs import TV_OPS_ABS_TOL, count_flops, flops_report, torchvision_ops
 
     rep = flops_report(cand_meta, input_size, spec=spec)
@@ -262,11 +264,10 @@ def _check_macs(cand_meta: nn.Module, spec: ArchSpec | None, input_size: tuple[i
             if key.startswith("macs@"):
                 size = exp.input_size or spec.input_size
                 try:
-                    trace_model(cand_meta, size)
-                except TraceError as exc:  # e.g. a fixed AvgPool2d(7), which runs only at 224
+                    got = count_flops(cand_meta, size).macs
+                except ForwardError as exc:  # e.g. a fixed AvgPool2d(7), which runs only at 224
                     evidence.append(f"{key} n/a: the candidate cannot run at {size} ({str(exc).split(': ', 1)[-1]})")
                     continue
-                got = count_flops(cand_meta, size).macs
                 evidence.append(f"{key} {got / 1e6:,.1f}M")
                 if not exp.holds_for(got):
                     failures.append(f"MACs at {size}: expected {exp.describe()}, got {got:,}")
@@ -578,12 +579,14 @@ def check(
         raise UsageError(f"the {which} is an nn.Module instance; pass a zero-argument factory that builds it "
                          f"(the class itself, or a function returning a new model): the gate builds it several "
                          f"times, on meta and on the CPU")
+    clock = time.perf_counter()
     try:
         cand_meta = build_candidate_on_meta(candidate, candidate_label)
         ref_meta = build_candidate_on_meta(reference, f"reference {label}") if reference is not None else None
     except UsageError as exc:
         report.error = str(exc)
         return report
+    report.timings["build on meta"] = time.perf_counter() - clock
     subject = Subject(candidate, reference, spec, cand_meta, ref_meta, size, small, tv_name,
                       torchvision_meta(tv_name) if tv_name else None, strict=strict, require_keys=require_keys,
                       readings=readings)
@@ -637,13 +640,16 @@ def _run_pipeline(subject: Subject, report: Report, zero_init_factory: Factory |
             why = _closed_form_failure(spec, exc)
             checks.append(CheckResult("closed_form", "fail", why, [why]))
     # 1. trace both models once
+    clock = time.perf_counter()
     try:
         subject.cand_trace = trace_model(subject.cand_meta, subject.size)
     except TraceError as exc:
         subject.trace_error = exc
     if subject.ref_meta is not None:
         subject.ref_trace = trace_model(subject.ref_meta, subject.size)
+    report.timings["trace"] = time.perf_counter() - clock
     # 2. align them
+    clock = time.perf_counter()
     if subject.cand_trace is not None and subject.ref_trace is not None:
         subject.alignment = align(subject.cand_trace, subject.ref_trace)
         if subject.alignment.differences and len(subject.readings) > 1:
@@ -657,7 +663,7 @@ def _run_pipeline(subject: Subject, report: Report, zero_init_factory: Factory |
                               trace_model(subject.ref_meta, subject.size, train=True))  # type: ignore[arg-type]
                 if len(train.pairs) > len(al.pairs) and not train.differences:
                     subject.alignment = train
-    if subject.trace_error is None and subject.ref_meta is not None:
+    if numerics and subject.trace_error is None and subject.ref_meta is not None:
         # the size the numerics run at: the spec's reduced size, or its input size for a
         # candidate that cannot run smaller (a fixed AvgPool2d(7))
         try:
@@ -666,28 +672,35 @@ def _run_pipeline(subject: Subject, report: Report, zero_init_factory: Factory |
             subject.input_note = (f"; the candidate cannot run at {subject.small} ({str(exc).split(': ', 1)[-1]}), "
                                   f"so at the spec's input size {subject.size}")
             subject.small = subject.size
-    # 3. the checks
-    checks += _run_check("params", lambda: _check_params(subject.cand_meta, spec, subject.ref_meta, subject.tv_meta,
-                                                         subject.plan.params if subject.plan else None))
-    checks += _run_check("output_shape", lambda: _check_output(subject))
+    report.timings["align"] = time.perf_counter() - clock
+    # 3. the checks, each timed
+
+    def run(name: str, fn: Callable[[], CheckResult | list[CheckResult]]) -> None:
+        start = time.perf_counter()
+        checks.extend(_run_check(name, fn))
+        report.timings[name] = time.perf_counter() - start
+
+    run("params", lambda: _check_params(subject.cand_meta, spec, subject.ref_meta, subject.tv_meta,
+                                        subject.plan.params if subject.plan else None))
+    run("output_shape", lambda: _check_output(subject))
     if subject.alignment is not None:
-        checks += _run_check("alignment", lambda: _check_alignment(subject))
+        run("alignment", lambda: _check_alignment(subject))
     if subject.ref_meta is not None:
-        checks += _run_check("state_dict", lambda: _check_keys(subject))
+        run("state_dict", lambda: _check_keys(subject))
     if subject.plan is not None and subject.cand_trace is not None:
-        checks += _run_check("closed_form_layers", lambda: _check_plan_layers(subject))
-    checks += _run_check("macs", lambda: _check_macs(subject.cand_meta, spec, subject.size, subject.tv_name))
+        run("closed_form_layers", lambda: _check_plan_layers(subject))
+    run("macs", lambda: _check_macs(subject.cand_meta, spec, subject.size, subject.tv_name))
     if spec is not None:
-        checks += _run_check("init", lambda: _check_init_spec(subject, zero_init_factory))
+        run("init", lambda: _check_init_spec(subject, zero_init_factory))
     elif subject.alignment is not None and subject.alignment.complete:
-        checks += _run_check("init", lambda: _check_init_reference(subject))
+        run("init", lambda: _check_init_reference(subject))
     else:
         checks.append(CheckResult("init", "n/a", "no spec, and no complete alignment with the reference whose fresh "
                                   "initialisation would be the oracle"))
     if not numerics:
         checks.append(CheckResult("numerics", "n/a", "not run: numerics=False was asked for"))
         return
-    checks += _run_check("numerics", lambda: _numerics(subject, numerics_factories))
+    run("numerics", lambda: _numerics(subject, numerics_factories))
 
 
 def check_builtin(name: str, numerics: bool = True) -> Report:

@@ -36,6 +36,8 @@ class Report:
     reference: str
     checks: list[CheckResult] = field(default_factory=list)
     error: str | None = None  # a load/usage error that stopped the checks
+    # seconds per stage of the pipeline ("build", "trace", "align") and per check, in run order
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -52,6 +54,7 @@ class Report:
             "conformant": self.passed,
             "error": self.error,
             "checks": [asdict(c) for c in self.checks],
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
         }
 
     def to_json(self) -> str:

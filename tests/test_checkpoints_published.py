@@ -247,3 +247,16 @@ def test_one_tensor_of_another_shape_loads_nothing(tmp_path: Path) -> None:
         "shape mismatches (1): layer2.0.bn1.weight: expected (32,), got (33,)"  # stage 2 is 32 wide (§4.2)
     )
     assert _unchanged(model, before)
+
+
+def test_the_check_command_names_the_readings_a_checkpoint_cannot_tell_apart(tmp_path: Path, capsys) -> None:
+    # option A's zero channels (He et al. 2016 §3.3) go after the input's or on both sides:
+    # the same state_dict, so a checkpoint alone cannot say which of the two its model computed
+    from conformance.cli import main
+
+    path = _published(tmp_path, _filled(_ThirdPartyResNet20(), seed=3))
+    assert main(["check", "cifar_resnet20", "--weights", str(path)]) == 0
+    out = capsys.readouterr().out
+    weights_line = next(line for line in out.splitlines() if line.strip().startswith("ok   weights"))
+    assert "the spec admits readings with this same state_dict" in weights_line
+    assert "zeros_split (option_a_pad='split': akamaster/pytorch_resnet_cifar10" in weights_line

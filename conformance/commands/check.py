@@ -99,7 +99,8 @@ def _reports(args: argparse.Namespace) -> list[Report]:
         if len(names) != 1:
             raise UsageError("--weights loads one checkpoint into one architecture: give one NAME")
         report, _ = _check_one(names[0])
-        report.checks.append(_weights(cnn_models.get_spec(names[0]).build, args.weights))
+        spec = cnn_models.get_spec(names[0])
+        report.checks.append(_weights(spec.build, args.weights, spec))
         return [report]
     jobs = min(args.jobs or os.cpu_count() or 1, len(names))
     if jobs == 1:
@@ -113,8 +114,12 @@ def _reports(args: argparse.Namespace) -> list[Report]:
     return _check_parallel(names, jobs)
 
 
-def _weights(factory: object, path: str) -> CheckResult:
-    """Load a checkpoint into a fresh model; the line says how each tensor was matched."""
+def _weights(factory: object, path: str, spec: object = None) -> CheckResult:
+    """Load a checkpoint into a fresh model; the line says how each tensor was matched.
+
+    Where the spec admits several builds with one state_dict (``ArchSpec.readings``), the
+    checkpoint cannot say which its model computed: the line names them, so that it is loaded
+    into the build of its source."""
     from ..errors import CheckpointError
     from ..loading import load_checkpoint, load_into
 
@@ -123,7 +128,14 @@ def _weights(factory: object, path: str) -> CheckResult:
         loaded = load_into(model, load_checkpoint(path), label=path)
     except CheckpointError as exc:
         return CheckResult("weights", "fail", f"{path}: nothing was loaded", [str(exc)])
-    return CheckResult("weights", "pass", loaded.describe(), [f"{a} -> {b}" for a, b in loaded.renamed])
+    evidence = loaded.describe()
+    readings = [r for r in getattr(spec, "readings", ()) if r.kwargs]
+    if readings:
+        builds = "; ".join(f"{r.name} ({', '.join(f'{k}={v!r}' for k, v in r.kwargs.items())}: {r.source})"
+                           for r in readings)
+        evidence += (f"; loaded into the default build, but the spec admits readings with this same state_dict, "
+                     f"which the checkpoint does not record: load it into the build its source trained: {builds}")
+    return CheckResult("weights", "pass", evidence, [f"{a} -> {b}" for a, b in loaded.renamed])
 
 
 def _write_key_map(path: str, reports: list[Report]) -> None:
