@@ -25,8 +25,9 @@ cold first call with its own peak RSS. Tools take turns on the same model in eac
 repetition; the tables show medians over repetitions, ours / theirs ratios, and the peak
 memory each measurement added. Command-line runs (gate, suite, the default gradflow run) are
 whole processes: wall time and peak RSS, imports included. Targets are evaluated and
-reported, never asserted. Results go to ``benchmarks/results/latest.json`` and ``latest.md``,
-stamped with the date, the machine and the package versions.
+reported, never asserted. Results go to ``benchmarks/README.md`` (written by the run) and
+``benchmarks/results/`` (``latest.json``, figures), stamped with the date, the machine and the
+package versions.
 """
 
 COMPARISONS = ("summary", "flops", "params", "gate", "suite", "gradflow")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import shlex
 import sys
@@ -23,9 +24,10 @@ from pathlib import Path
 from . import COMPARISONS, DEFAULT, MODULES
 from ._harness import Options
 from ._proc import REPO, cpu_steal_s, machine
-from .results import Section, Target, load_sections, merge_sections, render_text, write_results
+from .results import Section, Target, load_sections, merge_sections, render_text
+from .write import RESULTS, write_results
 
-DEFAULT_OUT = REPO / "benchmarks" / "results"
+DEFAULT_OUT = REPO / "benchmarks"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=None, metavar="N",
                    help="repetitions of each measurement (default 3; 1 with --quick)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
-                   help=f"where latest.json and latest.md go (default {DEFAULT_OUT.relative_to(REPO)})")
+                   help=f"where README.md and {RESULTS}/ (latest.json, figures) go (default {DEFAULT_OUT.relative_to(REPO)})")
     p.add_argument("--gate", action="store_true",
                    help="also time `cnn-conformance check NAME` for every architecture and `check --all` (long)")
     p.add_argument("--suite", action="store_true",
@@ -45,6 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=int, default=900, metavar="S", help="per measurement (default 900)")
     p.add_argument("--merge", action="store_true",
                    help="keep the other sections of an earlier latest.json in DIR, replacing only those run now")
+    p.add_argument("--render", action="store_true",
+                   help="measure nothing: rewrite README.md and the figures from DIR's latest.json")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     args = p.parse_args(argv)
     if args.reps is not None and args.reps < 1:
@@ -70,7 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     info = machine()
     options = {"reps": reps, "quick": args.quick, "only": args.names, "gate": args.gate, "suite": args.suite}
-    earlier = load_sections(args.out / "latest.json") if args.merge else []
+    if args.render:
+        data = args.out / RESULTS / "latest.json"
+        if not data.exists():
+            print(f"python -m benchmarks: error: --render: no results at {data}", file=sys.stderr)
+            return 2
+        saved = json.loads(data.read_text())
+        paths = write_results(args.out, load_sections(data), saved.get("machine", {}), saved.get("command", ""),
+                              saved.get("options", {}))
+        print(f"results: {paths['md']} rewritten from {data}")
+        return 0
+    earlier = load_sections(args.out / RESULTS / "latest.json") if args.merge else []
     if args.merge:
         command += " (merged into the earlier results)"
     sections: list[Section] = []

@@ -1,7 +1,7 @@
 """Figures drawn from the results: speedups against their targets, gradient-flow cost against size.
 
 Both are computed from the sections (their rows, and the repetitions kept in their raw data), so
-a ``--merge`` run redraws them from the merged results. They go beside ``latest.md`` as PNGs (matplotlib's Agg backend)
+a ``--merge`` run redraws them from the merged results. They go to ``results/`` as PNGs (matplotlib's Agg backend)
 and the markdown shows each under its section's table.
 
 * ``speedups.png`` (sections ``summary`` and ``flops``): for every model, each of our paths'

@@ -8,13 +8,11 @@ column; numbers stay numbers in the JSON and are formatted only when printed), n
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Section", "Target", "fmt", "fmt_cell", "load_sections", "merge_sections", "render_markdown", "render_text",
-           "write_results"]
+__all__ = ["Section", "Target", "fmt", "fmt_cell", "load_sections", "merge_sections", "render_markdown", "render_text"]
 
 
 @dataclass
@@ -185,30 +183,3 @@ def merge_sections(old: list[Section], new: list[Section], order: tuple[str, ...
     by_key = {s.key: s for s in old} | {s.key: s for s in new}
     rank = {k: i for i, k in enumerate(order)}
     return sorted(by_key.values(), key=lambda s: rank.get(s.key, len(rank)))
-
-
-def write_results(out_dir: Path, sections: list[Section], machine: dict[str, Any], command: str,
-                  options: dict[str, Any]) -> dict[str, Path]:
-    """Write ``latest.json``, the figures (``benchmarks.plots``) and ``latest.md`` under ``out_dir``;
-    return their paths (keys ``json``, ``md`` and each figure's file name)."""
-    from .plots import write_figures
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "schema": 1,
-        "command": command,
-        "options": options,
-        "machine": machine,
-        "sections": [asdict(s) for s in sections],
-    }
-    paths = {"json": out_dir / "latest.json", "md": out_dir / "latest.md"}
-    paths["json"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    figures = write_figures(out_dir, sections)
-    for key, figure in figures.items():
-        if not figure.startswith("error: "):
-            paths[figure] = out_dir / figure
-        else:
-            print(f"benchmarks: the figure of section {key!r} was not drawn: {figure.removeprefix('error: ')}",
-                  file=sys.stderr)
-    paths["md"].write_text(render_markdown(sections, machine, command, figures) + "\n")
-    return paths

@@ -14,26 +14,23 @@ from pathlib import Path
 
 import pytest
 
-# benchmarks/ is a top-level folder of the repository, not an installed package
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks import COMPARISONS, DEFAULT  # noqa: E402
-from benchmarks._harness import Job, Options, Tally, measure  # noqa: E402
-from benchmarks._proc import Worker, cpu_steal_s, run_command  # noqa: E402
-from benchmarks._stats import loglog_exponent, median, ratio, speedup  # noqa: E402
-from benchmarks._tables import speed_targets, timing_rows  # noqa: E402
-from benchmarks._worker import WARM_BUDGET_S, WARM_MAX_CALLS  # noqa: E402
-from benchmarks.cli import parse_args  # noqa: E402
-from benchmarks.plots import GRADFLOW_FIGURE, SPEEDUP_FIGURE, gradflow_series, speedup_points  # noqa: E402
-from benchmarks.results import (  # noqa: E402
+from benchmarks import COMPARISONS, DEFAULT
+from benchmarks._harness import Job, Options, Tally, measure
+from benchmarks._proc import Worker, cpu_steal_s, run_command
+from benchmarks._stats import loglog_exponent, median, ratio, speedup
+from benchmarks._tables import speed_targets, timing_rows
+from benchmarks._worker import WARM_BUDGET_S, WARM_MAX_CALLS
+from benchmarks.cli import parse_args
+from benchmarks.plots import GRADFLOW_FIGURE, SPEEDUP_FIGURE, gradflow_series, speedup_points
+from benchmarks.results import (
     Section,
     Target,
     load_sections,
     merge_sections,
     render_markdown,
     render_text,
-    write_results,
 )
+from benchmarks.write import RESULTS, write_results
 
 
 def test_loglog_exponent_recovers_a_power_law() -> None:
@@ -267,7 +264,9 @@ def test_report_writers(tmp_path: Path) -> None:
     data = json.loads(paths["json"].read_text())
     assert data["machine"]["nproc"] == 2
     assert data["sections"][0]["rows"][0]["s"] == 0.5
-    assert paths["md"].read_text().startswith("Measured 2026-01-01")
+    assert paths["md"] == tmp_path / "README.md" and paths["json"] == tmp_path / RESULTS / "latest.json"
+    md = paths["md"].read_text()
+    assert md.startswith("# Benchmarks\n") and "Measured 2026-01-01" in md and "| model | tool | s |" in md
 
 
 def test_cli_options() -> None:
@@ -285,7 +284,7 @@ def test_merge_keeps_earlier_sections(tmp_path: Path) -> None:
     old = [Section("summary", "1. S", ["a"], [{"a": 1}], targets=[Target("t", "x", True)]),
            Section("gate", "4a. G", ["a"], [{"a": 2}])]
     write_results(tmp_path, old, machine, "first", {})
-    merged = merge_sections(load_sections(tmp_path / "latest.json"), [Section("gate", "4a. G", ["a"], [{"a": 3}])],
+    merged = merge_sections(load_sections(tmp_path / RESULTS / "latest.json"), [Section("gate", "4a. G", ["a"], [{"a": 3}])],
                             COMPARISONS)
     assert [s.key for s in merged] == ["summary", "gate"]
     assert merged[0].targets[0].holds is True and merged[1].rows == [{"a": 3}]
@@ -334,11 +333,12 @@ def test_figures_are_written_and_shown_or_their_failure_said(tmp_path: Path, cap
                 Section("gradflow", "5. G", ["sweep"], grad_rows)]
     paths = write_results(tmp_path, sections, {"date": "d", "packages": {}}, "cmd", {})
     for name in (SPEEDUP_FIGURE, GRADFLOW_FIGURE):
-        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (tmp_path / RESULTS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = paths["md"].read_text()
-    assert md.count(f"![1. S]({SPEEDUP_FIGURE})") == 1  # shown under the first section that has it
-    assert f"Figure: [{SPEEDUP_FIGURE}]({SPEEDUP_FIGURE}), shown above." in md
-    assert f"![5. G]({GRADFLOW_FIGURE})" in md
+    speedups, gradflow = f"{RESULTS}/{SPEEDUP_FIGURE}", f"{RESULTS}/{GRADFLOW_FIGURE}"
+    assert md.count(f"![1. S]({speedups})") == 1  # shown under the first section that has it
+    assert f"Figure: [{speedups}]({speedups}), shown above." in md
+    assert f"![5. G]({gradflow})" in md
 
     # no rows to draw from: the markdown and stderr say so, the tables are written all the same
     out = tmp_path / "empty"
@@ -350,5 +350,5 @@ def test_figures_are_written_and_shown_or_their_failure_said(tmp_path: Path, cap
     md = paths["md"].read_text()
     assert "_Figure not drawn: ValueError: section 'gradflow' has no sweep rows with a time_" in md
     assert "_Figure not drawn: ValueError: section 'summary' has no row of ours with a measured peer" in md
-    assert not (out / GRADFLOW_FIGURE).exists() and not (out / SPEEDUP_FIGURE).exists()
+    assert not (out / RESULTS / GRADFLOW_FIGURE).exists() and not (out / RESULTS / SPEEDUP_FIGURE).exists()
     assert "the figure of section 'gradflow' was not drawn" in capsys.readouterr().err

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from ..macs import count_flops
 from ..layer_table import build_on_meta, meta_inputs
+from ..macs import count_flops
 
 __all__ = ["meta_macs", "torchvision_factory", "meta_out_shape", "meta_params", "meta_spatial_trace", "receptive_field_by_gradient"]
 

@@ -17,10 +17,10 @@ import torch.nn as nn
 import cnn_models
 
 from ..check import torchvision_meta
-from ..macs import TV_OPS_ABS_TOL, torchvision_ops
 from ..formulas import spec_plan
 from ..formulas.layers import Plan
 from ..layer_table import build_on_meta
+from ..macs import TV_OPS_ABS_TOL, torchvision_ops
 from ._measure import meta_macs, meta_out_shape, torchvision_factory
 from .claim import CONDITIONAL, Claim, ClaimError, Verdict, agree, exact, fmt
 

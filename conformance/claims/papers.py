@@ -16,10 +16,10 @@ import torch.nn as nn
 import cnn_models
 from cnn_models.mobilenet_v1 import BLOCKS, STEM
 
-from ..macs import count_flops
 from ..formulas import spec_plan
 from ..formulas.layers import conv2d_macs, conv2d_out
 from ..layer_table import build_on_meta
+from ..macs import count_flops
 from ._measure import meta_macs, meta_params
 from .claim import CONDITIONAL, Claim, Verdict, agree, fmt, rounded, within
 from .exhibits import ConvMobileNet, conv_mobilenet_plan, vgg_c_features, vgg_c_plan

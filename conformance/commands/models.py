@@ -20,10 +20,43 @@ from ..errors import UsageError
 __all__ = ["add_arguments", "run"]
 
 PROG = "cnn-conformance models"
+BEGIN, END = "<!-- architectures:begin -->", "<!-- architectures:end -->"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default="*", metavar="GLOB", help="only names matching this glob")
+    parser.add_argument("--markdown", metavar="FILE", help="write the architectures table (closed-form params and "
+                        "MACs, oracle) as markdown instead of checking the counts: to stdout ('-'), between the "
+                        f"{BEGIN} and {END} lines of FILE where it has them (README.md does), else as FILE")
+
+
+def embed(document: str, table: str) -> str | None:
+    """``document`` with the lines between its ``BEGIN`` and ``END`` lines replaced by
+    ``table``; ``None`` when it has no such pair."""
+    start, stop = document.find(BEGIN + "\n"), document.find(END)
+    if start < 0 or stop < start:
+        return None
+    return document[: start + len(BEGIN) + 1] + table + document[stop:]
+
+
+def markdown_table(names: list[str]) -> str:
+    """One row per architecture: parameters and MACs by closed form from the spec's config (no
+    model is built), its input size, and the oracle the gate holds it to."""
+    import cnn_models
+
+    from ..formulas import spec_plan
+
+    lines = ["| architecture | params | MACs | input | oracle |", "|---|--:|--:|--:|---|"]
+    for name in names:
+        spec = cnn_models.get_spec(name)
+        try:
+            plan = spec_plan(spec, spec.input_size)
+            params, macs = f"{plan.params:,}", f"{plan.macs / 1e6:,.0f} M"
+        except Exception as exc:  # noqa: BLE001 - a closed form that cannot read its config is named, not hidden
+            params = macs = f"no closed form ({type(exc).__name__})"
+        oracle = "torchvision" if spec.torchvision else spec.paper.split(",")[0]
+        lines.append(f"| {name} | {params} | {macs} | {spec.input_size[-1]} | {oracle} |")
+    return "\n".join(lines) + "\n"
 
 
 def _row(name: str) -> tuple[bool, str]:
@@ -62,6 +95,19 @@ def run(args: argparse.Namespace) -> int:
             f"--arch {args.arch!r} matches no registered architecture{hint} "
             f"({len(registered)} registered; `cnn-conformance models` lists them)"
         )
+    if args.markdown:
+        from pathlib import Path
+
+        text = markdown_table(names)
+        if args.markdown == "-":
+            sys.stdout.write(text)
+        else:
+            path = Path(args.markdown)
+            embedded = embed(path.read_text(), text) if path.exists() else None
+            path.write_text(embedded if embedded is not None else text)
+            print(f"{PROG}: {len(names)} architectures written to {path}"
+                  + (f" between its {BEGIN} and {END} lines" if embedded is not None else ""))
+        return 2 if plugin_errors else 0
     width = max(len("architecture"), *(len(n) for n in names))
     print(f"{'architecture':<{width}}  {'params':>13}  {'expected':>13}  {'':4}  source")
     bad = 0
