@@ -160,14 +160,14 @@ def _closed_form_failure(spec: ArchSpec, exc: Exception) -> str:
 
 
 def _check_params(cand_meta: nn.Module, spec: ArchSpec | None, ref_meta: nn.Module | None,
-                  tv_meta: dict[str, Any] | None, plan_params: int | None) -> CheckResult:
+                  tv_weights_info: dict[str, Any] | None, plan_params: int | None) -> CheckResult:
     got = _count(cand_meta)
     oracles: list[tuple[str, float, float]] = []
     if spec is not None:
         e = spec.expected["params"]
         oracles.append((f"spec ({e.source})", e.value, e.abs_tol))
-    if tv_meta is not None and "num_params" in tv_meta:
-        oracles.append(("torchvision weights meta num_params", tv_meta["num_params"], 0))
+    if tv_weights_info is not None and "num_params" in tv_weights_info:
+        oracles.append(("torchvision weights meta num_params", tv_weights_info["num_params"], 0))
     if plan_params is not None:
         oracles.append(("closed form from the spec's config", plan_params, 0))
     if ref_meta is not None:
@@ -306,7 +306,7 @@ class Subject:
     size: tuple[int, int, int]
     small: tuple[int, int, int]
     tv_name: str | None
-    tv_meta: dict[str, Any] | None
+    tv_weights_info: dict[str, Any] | None
     plan: Any = None
     cand_trace: Trace | None = None
     trace_error: TraceError | None = None
@@ -680,7 +680,7 @@ def _run_pipeline(subject: Subject, report: Report, zero_init_factory: Factory |
         checks.extend(_run_check(name, fn))
         report.timings[name] = time.perf_counter() - start
 
-    run("params", lambda: _check_params(subject.cand_meta, spec, subject.ref_meta, subject.tv_meta,
+    run("params", lambda: _check_params(subject.cand_meta, spec, subject.ref_meta, subject.tv_weights_info,
                                         subject.plan.params if subject.plan else None))
     run("output_shape", lambda: _check_output(subject))
     if subject.alignment is not None:

@@ -23,7 +23,7 @@ Mutation = Callable[[], nn.Module]
 
 @dataclass(frozen=True)
 class Broken:
-    kind: str  # the deviation, as the gate issue lists them
+    kind: str  # the kind of one-place deviation (see test_catalogue_covers_every_deviation_kind)
     spec: str  # the architecture it claims to be
     build: Mutation
     where: str  # text the failure must contain: the offending module
@@ -261,7 +261,8 @@ def test_broken_variant_is_rejected_naming_the_layer(case: Broken) -> None:
 
 
 def test_catalogue_covers_every_deviation_kind() -> None:
-    # the gate issue's list: kernel, stride, padding, pooling, activation, bias, BN setting,
+    # the one-place deviations an implementation of a spec can make: kernel, stride, padding, pooling, activation,
+    # bias, BN setting,
     # dropout rate, missing/extra shortcut, concatenation order, initialization, width, depth
     kinds = " ".join(b.kind for b in BROKEN)
     for word in ("kernel", "stride", "padding", "pooling", "activation", "bias", "BN", "dropout",
