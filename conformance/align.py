@@ -5,7 +5,8 @@ to their significant ops, each reading the nearest significant ops before it (gl
 views, flatten and dropout is seen through). Each graph is then put in a canonical order: a
 depth-first walk back from the outputs, visiting an op's inputs in argument order (a
 concatenation's parts in concat position), the two operands of a sum or product ordered by
-the structure above them, so that the order in which a model happens to *execute* its
+the structure just above them (a few ops deep, so that a difference far upstream does not
+reorder every later sum), so that the order in which a model happens to *execute* its
 branches does not matter (an Inception module may run branch 4 first). Two models align when
 their canonical sequences agree op by op in kind, attributes and the shapes they consume;
 each op's tensors are then paired by role (a conv's weight with the conv's weight, a
@@ -29,6 +30,7 @@ from .trace import Op, Trace
 __all__ = ["Alignment", "align", "canonical_ops"]
 
 _COMMUTATIVE = {"add", "mul"}
+_LOCAL_DEPTH = 6  # ops above an operand that order a sum (a bottleneck branch is 6 deep from its add)
 
 
 def _graph(trace: Trace) -> tuple[dict[int, list[int]], list[int]]:
@@ -75,6 +77,21 @@ def canonical_ops(trace: Trace) -> list[Op]:
             digest[j] = hashlib.blake2b(repr((op.signature(), parts)).encode(), digest_size=12).hexdigest()
         return digest[i]
 
+    local: dict[tuple[int, int], str] = {}
+
+    def near(i: int, depth: int = _LOCAL_DEPTH) -> str:
+        """A digest of op ``i`` and the ops up to ``depth`` steps above it: what orders the
+        operands of a sum, unchanged by a difference further upstream."""
+        if i < 0 or depth == 0:
+            return "input" if i < 0 else by_index[i].signature().__repr__()
+        key = (i, depth)
+        if key not in local:
+            parts = [near(k, depth - 1) for k in graph[i]]
+            if by_index[i].kind in _COMMUTATIVE:
+                parts.sort()
+            local[key] = hashlib.blake2b(repr((by_index[i].signature(), parts)).encode(), digest_size=12).hexdigest()
+        return local[key]
+
     order: list[Op] = []
     seen: set[int] = {-1}
     for out in outputs:
@@ -89,7 +106,7 @@ def canonical_ops(trace: Trace) -> list[Op]:
             seen.add(j)
             ins = list(graph.get(j, []))
             if by_index[j].kind in _COMMUTATIVE:
-                ins.sort(key=lambda k: (h(k), k))
+                ins.sort(key=lambda k: (near(k), h(k), k))
             stack.append((j, True))
             stack.extend((k, False) for k in reversed(ins) if k not in seen)
     # ops that reach no output (a head that only runs for its side effects) keep execution order

@@ -49,13 +49,13 @@ from .init_check import init_failures
 from .loading import build_candidate_on_meta
 from .trace import Trace, TraceError, trace_model
 
-__all__ = ["check", "check_builtin", "check_candidate", "resolve_reference", "torchvision_meta"]
+__all__ = ["check", "check_builtin", "check_candidate", "resolve_reference", "torchvision_weights_info"]
 
 Factory = Callable[[], nn.Module]
 PARAMETRIC = ("Conv2d", "BatchNorm2d", "Linear")
 
 
-def torchvision_meta(name: str) -> dict[str, Any]:
+def torchvision_weights_info(name: str) -> dict[str, Any]:
     """The ``meta`` of torchvision's first weights enum entry for builder ``name``."""
     import torchvision.models as tvm
 
@@ -588,7 +588,7 @@ def check(
         return report
     report.timings["build on meta"] = time.perf_counter() - clock
     subject = Subject(candidate, reference, spec, cand_meta, ref_meta, size, small, tv_name,
-                      torchvision_meta(tv_name) if tv_name else None, strict=strict, require_keys=require_keys,
+                      torchvision_weights_info(tv_name) if tv_name else None, strict=strict, require_keys=require_keys,
                       readings=readings)
     try:
         _run_pipeline(subject, report, zero_init_factory, numerics, numerics_factories)

@@ -124,6 +124,25 @@ def test_residual_sum_is_matched_whichever_operand_comes_first() -> None:
     assert _align(lambda: Res(flip=True), Res).complete
 
 
+def test_one_changed_conv_is_the_only_difference_however_deep_the_net() -> None:
+    """A difference in the first block must not reorder the operands of every later residual
+    sum (bn2 and the downsample's BN of layer4.0 have the same shapes: only the structure just
+    above them tells them apart)."""
+    import torchvision
+
+    def five_by_five() -> nn.Module:
+        model = torchvision.models.resnet18()
+        model.layer1[0].conv2 = nn.Conv2d(64, 64, 5, padding=2, bias=False)
+        return model
+
+    al = _align(five_by_five, torchvision.models.resnet18, (3, 64, 64))
+    assert [d.describe() for d in al.differences] == [
+        "layer1.0.conv2: conv weight (64, 64, 5, 5), reference (64, 64, 3, 3); padding (2, 2), reference (1, 1)"]
+    assert al.unpaired_candidate == al.unpaired_reference == ["layer1.0.conv2.weight"]
+    keys = torchvision.models.resnet18().state_dict()
+    assert al.pairs == {k: k for k in keys if k != "layer1.0.conv2.weight"}  # every other tensor, with itself
+
+
 def test_trace_error_names_the_module() -> None:
     import pytest
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-from torch.func import functional_call
-from torch.utils.flop_counter import FlopCounterMode
+from _shared import PARAMETRIC, assert_rows_equal, flop_macs, gradcheck_block, num_params, rows
 
 from cnn_models import get_spec, list_models
 from cnn_models.cifar_resnet import (
@@ -43,15 +42,6 @@ TABLE6 = {
 }
 DEPTHS = (20, 32, 44, 56, 110)
 NAMES = [f"cifar_{kind}{d}" for kind in ("resnet", "plain") for d in DEPTHS]
-PARAMETRIC = ("Conv2d", "BatchNorm2d", "Linear")
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def param_rows(rows) -> list[tuple[str, str, int, tuple[int, ...]]]:
-    return [(r.name, r.kind, r.params, tuple(r.out_shape)) for r in rows if r.kind in PARAMETRIC]
 
 
 def config(depth: int, plain: bool = False, shortcut: Shortcut = "A") -> dict:
@@ -62,23 +52,10 @@ def test_all_variants_are_registered() -> None:
     assert set(NAMES) <= set(list_models())
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_params_match_table6_closed_form_and_model(name: str) -> None:
-    spec = get_spec(name)
-    depth = spec.config["depth"]
-    paper, tol = TABLE6[depth]
-    plan = plan_for(spec.family, spec.config, spec.input_size)
-    got = n_params(build_on_meta(spec.build))
-    assert abs(plan.params - paper) <= tol, f"{name}: closed form {plan.params:,}, Table 6 {paper:,.0f} +- {tol:,.0f}"
-    assert got == plan.params, f"{name}: model has {got:,} params, closed form {plan.params:,}"
-    exp = spec.expected["params"]
-    assert (exp.value, exp.abs_tol) == (paper, tol), f"{name}: spec records {exp.describe()}, Table 6 {paper:,.0f}"
-
-
 def test_depth_1202_matches_table6() -> None:
     paper, tol = TABLE6[1202]
     plan = plan_for("cifar_resnet", config(1202), (3, 32, 32))
-    got = n_params(build_on_meta(lambda: cifar_resnet(depth=1202)))
+    got = num_params(build_on_meta(lambda: cifar_resnet(depth=1202)))
     assert abs(plan.params - paper) <= tol and got == plan.params, (
         f"ResNet-1202: closed form {plan.params:,}, model {got:,}, Table 6 {paper:,.0f} +- {tol:,.0f}"
     )
@@ -91,39 +68,22 @@ def test_layer_rows_and_weighted_layer_count(name: str, shortcut: Shortcut) -> N
     cfg = {**spec.config, "shortcut": shortcut}
     depth, plain = cfg["depth"], cfg["plain"]
     size = spec.input_size
-    expected = param_rows(plan_for(spec.family, cfg, size).layers)
-    rows = layer_table(lambda: cifar_resnet(depth=depth, plain=plain, shortcut=shortcut), size)
-    got = param_rows(rows)
-    for i, (e, g) in enumerate(zip(expected, got, strict=False)):
-        assert e == g, f"{name} ({shortcut}): row {i}: expected {e} (closed form), got {g} (module)"
-    assert len(expected) == len(got), f"{name}: {len(expected)} closed-form rows, {len(got)} module rows"
+    expected = rows(plan_for(spec.family, cfg, size).layers, PARAMETRIC)
+    table = layer_table(lambda: cifar_resnet(depth=depth, plain=plain, shortcut=shortcut), size)
+    assert_rows_equal(expected, rows(table, PARAMETRIC), f"{name} ({shortcut})")
     # §4.2: 6n + 2 stacked weighted layers (projection shortcuts are not counted)
-    weighted = [r for r in rows if r.kind in ("Conv2d", "Linear") and ".downsample." not in r.name]
+    weighted = [r for r in table if r.kind in ("Conv2d", "Linear") and ".downsample." not in r.name]
     assert len(weighted) == depth, f"{name}: expected {depth} weighted layers (6n+2), got {len(weighted)}"
     # §4.2: feature maps 32, 16, 8 with 16, 32, 64 filters
-    stages = {r.name: r.out_shape for r in rows if r.name in ("layer1", "layer2", "layer3")}
+    stages = {r.name: r.out_shape for r in table if r.name in ("layer1", "layer2", "layer3")}
     assert stages == {"layer1": (16, 32, 32), "layer2": (32, 16, 16), "layer3": (64, 8, 8)}, stages
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_forward_output_shape(name: str) -> None:
-    torch.manual_seed(0)
-    model = get_spec(name).build().eval()
-    with torch.no_grad():
-        out = model(torch.randn(2, 3, 32, 32))
-    assert out.shape == (2, 10), f"{name}: expected (2, 10) logits (10-way fc, §4.2), got {tuple(out.shape)}"
-    assert torch.isfinite(out).all(), f"{name}: non-finite logits"
 
 
 @pytest.mark.parametrize(("depth", "shortcut"), [(20, "A"), (56, "B"), (14, "A")])
 def test_macs_closed_form_vs_flop_counter(depth: int, shortcut: Shortcut) -> None:
-    model = build_on_meta(lambda: cifar_resnet(depth=depth, shortcut=shortcut)).eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.empty(1, 3, 32, 32, device="meta"))
+    macs = flop_macs(build_on_meta(lambda: cifar_resnet(depth=depth, shortcut=shortcut)), (3, 32, 32))
     plan = plan_for("cifar_resnet", config(depth, shortcut=shortcut), (3, 32, 32))
-    assert counter.get_total_flops() == 2 * plan.macs, (
-        f"depth {depth} ({shortcut}): FlopCounterMode {counter.get_total_flops():,}, closed form 2 x {plan.macs:,}"
-    )
+    assert macs == plan.macs, f"depth {depth} ({shortcut}): FlopCounterMode {macs:,} MACs, closed form {plan.macs:,}"
 
 
 # --- plain vs residual: params(plain) = params(residual) - params(shortcuts) ----------------
@@ -131,7 +91,7 @@ def test_macs_closed_form_vs_flop_counter(depth: int, shortcut: Shortcut) -> Non
 
 @pytest.mark.parametrize("depth", DEPTHS)
 def test_plain_params_equal_residual_minus_shortcuts(depth: int) -> None:
-    plain = n_params(build_on_meta(lambda: cifar_resnet(depth=depth, plain=True)))
+    plain = num_params(build_on_meta(lambda: cifar_resnet(depth=depth, plain=True)))
     res_a = build_on_meta(lambda: cifar_resnet(depth=depth, shortcut="A"))
     res_b = build_on_meta(lambda: cifar_resnet(depth=depth, shortcut="B"))
 
@@ -139,12 +99,12 @@ def test_plain_params_equal_residual_minus_shortcuts(depth: int) -> None:
         return sum(p.numel() for n, p in model.named_parameters() if ".downsample." in n)
 
     # option A is parameter-free: "exactly the same number of parameters" (§4.2)
-    assert shortcut_params(res_a) == 0 and n_params(res_a) == plain
+    assert shortcut_params(res_a) == 0 and num_params(res_a) == plain
     # option B: two projections, 16->32 and 32->64, 1x1 conv + BN (closed form, layers.py)
     projections = conv2d_params(16, 32, 1, bias=False) + bn_params(32) + conv2d_params(32, 64, 1, bias=False) + bn_params(64)
     assert shortcut_params(res_b) == projections == 2752
-    assert n_params(res_b) - shortcut_params(res_b) == plain, (
-        f"depth {depth}: option B {n_params(res_b):,} - shortcuts {shortcut_params(res_b):,} != plain {plain:,}"
+    assert num_params(res_b) - shortcut_params(res_b) == plain, (
+        f"depth {depth}: option B {num_params(res_b):,} - shortcuts {shortcut_params(res_b):,} != plain {plain:,}"
     )
     b_plan = plan_for("cifar_resnet", config(depth, shortcut="B"), (3, 32, 32))
     p_plan = plan_for("cifar_resnet", config(depth, plain=True), (3, 32, 32))
@@ -163,7 +123,7 @@ def test_option_a_shortcut_subsamples_and_zero_pads(size: int) -> None:
     assert out.shape == (2, 8, half, half)
     assert torch.equal(out[:, :4], x[:, :, ::2, ::2]), "channels 0..3: expected x[:, :, ::2, ::2]"
     assert torch.count_nonzero(out[:, 4:]) == 0, "channels 4..7: expected zeros"
-    assert n_params(shortcut) == 0
+    assert num_params(shortcut) == 0
 
 
 def test_residual_block_is_plain_branch_plus_shortcut() -> None:
@@ -195,29 +155,6 @@ def test_conv_init_is_he_fan_in() -> None:
 
 
 # --- gradients ----------------------------------------------------------------------------
-
-
-def gradcheck_block(block: nn.Module, in_shape: tuple[int, ...], seed: int = 0) -> None:
-    """float64 eval-mode gradcheck w.r.t. the input and every parameter, BN stats randomized."""
-    __tracebackhide__ = True
-    g = torch.Generator().manual_seed(seed)
-    block = block.double().eval()
-    with torch.no_grad():
-        for m in block.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                assert m.running_mean is not None and m.running_var is not None
-                m.running_mean.normal_(generator=g)
-                m.running_var.uniform_(0.5, 2.0, generator=g)
-                m.weight.normal_(generator=g)
-                m.bias.normal_(generator=g)
-    names = [n for n, _ in block.named_parameters()]
-    params = tuple(p.detach().clone().requires_grad_(True) for p in block.parameters())
-    x = torch.randn(in_shape, dtype=torch.float64, generator=g).requires_grad_(True)
-
-    def f(inp: torch.Tensor, *ps: torch.Tensor) -> torch.Tensor:
-        return functional_call(block, dict(zip(names, ps, strict=True)), (inp,))
-
-    assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -14,77 +14,30 @@ import torch
 import torch.nn as nn
 import torchvision
 import torchvision.models.inception  # noqa: F401 - the module (torchvision.models.inception_v3 is a function)
+from _shared import leaf_rows, num_params, randomize, rows, state_shapes, tv_weights_info
 from hypothesis import given
 from hypothesis import strategies as st
-from torch.utils.flop_counter import FlopCounterMode
 
 import cnn_models.inception_v3 as I3
 from cnn_models import get_spec
 from conformance.formulas import plan_for
 from conformance.formulas.inception_v3 import mixed as mixed_plan
 from conformance.formulas.layers import Tracer
-from conformance.layer_table import build_on_meta, layer_table
+from conformance.layer_table import build_on_meta
 
 FULL = (3, 299, 299)
 TV = torchvision.models.inception
 
 
-def _meta() -> dict:
-    return torchvision.models.get_model_weights("inception_v3")["IMAGENET1K_V1"].meta
-
-
-def _count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _rows(rows) -> list[tuple]:
-    return [(r.name, r.kind, r.out_shape, r.params) for r in rows]
-
-
-def _leaf_rows(model_or_factory, input_size, train: bool = False) -> list[tuple]:
-    return _rows(r for r in layer_table(model_or_factory, input_size, train=train) if r.is_leaf)
-
-
-def _state_shapes(module: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
-    return [(k, tuple(v.shape)) for k, v in module.state_dict().items()]
-
-
-def _randomize(module: nn.Module, generator: torch.Generator) -> None:
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype) * 0.1)
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                mean, var = m.running_mean, m.running_var
-                assert mean is not None and var is not None
-                mean.copy_(torch.randn(m.num_features, generator=generator, dtype=mean.dtype))
-                var.copy_(torch.rand(m.num_features, generator=generator, dtype=var.dtype) + 0.5)
-                m.weight.add_(1.0)
-
-
 # --- closed form == torchvision meta == model ---------------------------------------------
-
-
-def test_params_closed_form_equals_torchvision_meta_and_model() -> None:
-    spec = get_spec("inception_v3")
-    meta_params = _meta()["num_params"]
-    assert spec.expected["params"].value == meta_params
-    assert plan_for(spec.family, spec.config, FULL).params == meta_params
-    assert _count(build_on_meta(spec.build)) == meta_params
 
 
 def test_without_aux_head_matches_torchvision() -> None:
     spec = get_spec("inception_v3")
     ours = build_on_meta(lambda: spec.build(aux_logits=False))
     tv = build_on_meta(lambda: torchvision.models.Inception3(aux_logits=False, init_weights=False))
-    assert _state_shapes(ours) == _state_shapes(tv)
-    assert plan_for(spec.family, {**spec.config, "aux_logits": False}, FULL).params == _count(tv)
-
-
-def test_with_aux_head_state_dict_order_matches_torchvision() -> None:
-    ours = build_on_meta(lambda: I3.inception_v3(aux_logits=True))
-    tv = build_on_meta(lambda: torchvision.models.Inception3(aux_logits=True, init_weights=False))
-    assert _state_shapes(ours) == _state_shapes(tv)
+    assert state_shapes(ours) == state_shapes(tv)
+    assert plan_for(spec.family, {**spec.config, "aux_logits": False}, FULL).params == num_params(tv)
 
 
 def test_paper_abstract_fewer_than_25_million_parameters() -> None:
@@ -95,38 +48,24 @@ def test_paper_abstract_fewer_than_25_million_parameters() -> None:
 
 
 def test_plan_rows_equal_layer_table() -> None:
+    """At sizes other than the spec's 224 (where the gate compares the plan with the trace)."""
     spec = get_spec("inception_v3")
-    with_aux = _rows(plan_for(spec.family, spec.config, FULL).layers)
-    assert _leaf_rows(spec.build, FULL, train=True) == with_aux
     config = {**spec.config, "aux_logits": False}
-    for size in (FULL, (3, 75, 75), (3, 101, 87)):
-        expected = _rows(plan_for(spec.family, config, size).layers)
-        assert _leaf_rows(lambda: spec.build(aux_logits=False), size) == expected, f"at {size}"
+    for size in ((3, 75, 75), (3, 101, 87)):
+        expected = rows(plan_for(spec.family, config, size).layers)
+        assert leaf_rows(lambda: spec.build(aux_logits=False), size) == expected, f"at {size}"
 
 
-def test_min_size_from_torchvision_meta() -> None:
+def test_min_size_from_torchvision_weights_info() -> None:
     """meta['min_size'] is (75, 75): the closed form accepts 75 and refuses 74, as the model does."""
     config = {**get_spec("inception_v3").config, "aux_logits": False}
-    h, w = _meta()["min_size"]
+    h, w = tv_weights_info("inception_v3")["min_size"]
     plan_for("inception_v3", config, (3, h, w))
     with pytest.raises(ValueError, match="too small"):
         plan_for("inception_v3", config, (3, h - 1, w - 1))
     model = build_on_meta(lambda: I3.inception_v3(aux_logits=False)).eval()
     with pytest.raises(RuntimeError):
         model(torch.zeros((1, 3, h - 1, w - 1), device="meta"))
-
-
-def test_macs_equal_torchvision_ops_and_flop_counter() -> None:
-    spec = get_spec("inception_v3")
-    macs = plan_for(spec.family, spec.config, FULL).macs  # aux rows carry 0 MACs (eval mode)
-    ops_g = _meta()["_ops"]
-    assert abs(macs - ops_g * 1e9) <= 0.0005e9, f"closed form {macs / 1e9:.4f} GMACs, torchvision _ops {ops_g}"
-    assert spec.expected["macs"].holds_for(macs)
-    model = build_on_meta(spec.build).eval()
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(torch.zeros((1, *FULL), device="meta"))
-    assert counter.get_total_flops() == 2 * macs
 
 
 # --- modules vs torchvision's classes -----------------------------------------------------
@@ -151,7 +90,7 @@ def test_module_matches_torchvision_and_closed_form(kind: str, in_channels: int,
     table, tv_ctor, cls = _MODULES[kind]
     ours = build_on_meta(lambda: cls(in_channels, table(width)))
     tv = build_on_meta(lambda: tv_ctor(in_channels, width))
-    assert _state_shapes(ours) == _state_shapes(tv)
+    assert state_shapes(ours) == state_shapes(tv)
     x = torch.zeros((2, in_channels, *size), device="meta")
     out = ours.eval()(x)
     assert out.shape == tv.eval()(x).shape and out.shape[1] == ours.out_channels
@@ -159,8 +98,8 @@ def test_module_matches_torchvision_and_closed_form(kind: str, in_channels: int,
     t = Tracer((in_channels, *size))
     mixed_plan(t, "", table(width))
     assert t.shape == tuple(out.shape[1:])
-    assert t.plan.params == _count(ours)
-    assert _rows(t.plan.layers) == _leaf_rows(ours, (in_channels, *size))
+    assert t.plan.params == num_params(ours)
+    assert rows(t.plan.layers) == leaf_rows(ours, (in_channels, *size))
 
 
 @pytest.mark.parametrize("kind", sorted(_MODULES))
@@ -169,7 +108,7 @@ def test_module_numerics_match_torchvision(kind: str) -> None:
     torch.manual_seed(0)
     tv = tv_ctor(5, 6).eval()
     ours = cls(5, table(6)).eval()
-    _randomize(tv, torch.Generator().manual_seed(1))
+    randomize(tv, torch.Generator().manual_seed(1))
     ours.load_state_dict(tv.state_dict(), strict=True)
     x = torch.randn(2, 5, 7, 7, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(ours(x), tv(x), rtol=0, atol=0)
@@ -179,8 +118,8 @@ def test_aux_head_numerics_match_torchvision() -> None:
     torch.manual_seed(0)
     tv = TV.InceptionAux(6, 4).eval()
     ours = I3.InceptionAux(6, 4).eval()
-    assert _state_shapes(ours) == _state_shapes(tv)
-    _randomize(tv, torch.Generator().manual_seed(1))
+    assert state_shapes(ours) == state_shapes(tv)
+    randomize(tv, torch.Generator().manual_seed(1))
     ours.load_state_dict(tv.state_dict(), strict=True)
     x = torch.randn(2, 6, 17, 17, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(ours(x), tv(x), rtol=1e-5, atol=1e-6)
@@ -210,7 +149,7 @@ def test_gradcheck_tiny_blocks(name: str) -> None:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     block = I3.InceptionBlock(3, TINY_BLOCKS[name]).double().eval()
-    _randomize(block, g)
+    randomize(block, g)
     x = torch.randn(2, 3, 7, 7, generator=g, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(block, (x,))
 
@@ -221,32 +160,12 @@ def test_gradcheck_real_modules_fast_mode(kind: str) -> None:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     block = cls(3, table(4)).double().eval()
-    _randomize(block, g)
+    randomize(block, g)
     x = torch.randn(1, 3, 5, 5, generator=g, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(block, (x,), fast_mode=True)
 
 
 # --- forward semantics ----------------------------------------------------------------------
-
-
-def test_eval_and_train_outputs_match_torchvision_at_min_size() -> None:
-    """Randomized weights, transform_input on, 75x75: eval logits, and train mode (BN batch
-    statistics, seeded dropout) without the aux head, which needs 17x17 maps (299 input)."""
-    tv = torchvision.models.Inception3(aux_logits=False, transform_input=True, init_weights=False, num_classes=10)
-    ours = I3.inception_v3(aux_logits=False, transform_input=True, init_weights=False, num_classes=10)
-    _randomize(tv, torch.Generator().manual_seed(0))
-    ours.load_state_dict(tv.state_dict(), strict=True)
-    x = torch.randn(2, 3, 75, 75, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        torch.testing.assert_close(ours.eval()(x), tv.eval()(x), rtol=1e-5, atol=1e-5)
-        torch.manual_seed(3)
-        want = tv.train()(x)
-        torch.manual_seed(3)
-        got = ours.train()(x)
-    assert isinstance(got, torch.Tensor)
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-    bn = "Mixed_7c.branch_pool.bn"  # running statistics updated alike by the train step
-    torch.testing.assert_close(ours.get_submodule(bn).running_var, tv.get_submodule(bn).running_var)
 
 
 def test_train_mode_with_aux_returns_inception_outputs() -> None:

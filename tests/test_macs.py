@@ -16,11 +16,13 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
+import cnn_models
 from conformance.errors import UsageError
 from conformance.formulas.layers import (
     Tracer,
@@ -310,16 +312,11 @@ def test_torchvision_ops_in_macs_is_exact_decimal() -> None:
 
 
 # --- the report ----------------------------------------------------------------------------
-def _spec(name: str):
-    cnn_models = pytest.importorskip("cnn_models")
-    if name not in cnn_models.list_models():
-        pytest.skip(f"{name} is not registered yet")
-    return cnn_models.get_spec(name)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "vgg11", "mobilenet_v1"])
 def test_report_oracles_agree_for_registered_models(name: str) -> None:
-    spec = _spec(name)
+    spec = cnn_models.get_spec(name)
     report = flops_report(spec.build, spec=spec)
     assert report.ok, "\n".join(a.describe() for a in report.agreements if not a.ok)
     counter, closed = report.oracle(FLOP_COUNTER), report.oracle(CLOSED_FORM)
@@ -333,7 +330,7 @@ def test_report_oracles_agree_for_registered_models(name: str) -> None:
 
 
 def test_report_catches_a_wrong_candidate() -> None:
-    spec = _spec("resnet34")
+    spec = cnn_models.get_spec("resnet34")
     report = flops_report(lambda: torchvision.models.resnet18(), spec=spec, subject="resnet18 as resnet34")
     assert not report.ok
     bad = [a for a in report.agreements if not a.ok]
@@ -359,7 +356,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
 def test_command_exit_codes(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
     from conformance.commands import flops as cmd
 
-    _spec("resnet34")
+    cnn_models.get_spec("resnet34")
     assert cmd.run(_args(["resnet34"])) == 0
     assert "FlopCounterMode" in capsys.readouterr().out
     path = tmp_path / "cand.py"
@@ -432,3 +429,18 @@ def test_tracer_receptive_field_and_jump_match_autograd(chain: Chain) -> None:
     assume(t.shape[1] >= 2)
     assert (t.rf, t.jump) == measured_field(chain, size)
     assert t.jump == math.prod(s for _, _, s, _ in chain)
+
+
+@given(k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 2), ceil=st.booleans(), h=st.integers(4, 20),
+       w=st.integers(4, 20))
+def test_functional_ops_move_the_tracer_as_their_modules_do_without_a_row(k: int, s: int, p: int, ceil: bool,
+                                                                         h: int, w: int) -> None:
+    assume(p <= k // 2)  # torch refuses padding over half the kernel
+    x = torch.empty(1, 3, h, w, device="meta")
+    module, functional = Tracer((3, h, w)).maxpool("pool", k, s, p, ceil), Tracer((3, h, w)).functional_pool(k, s, p, ceil)
+    assert (functional.shape, functional.rf, functional.jump) == (module.shape, module.rf, module.jump)
+    assert functional.shape == tuple(F.max_pool2d(x, k, s, p, ceil_mode=ceil).shape[1:])  # torch's meta kernel
+    assert functional.plan.layers == [] and [r.kind for r in module.plan.layers] == ["MaxPool2d"]
+    pooled = Tracer((3, h, w)).functional_global_pool()
+    assert (pooled.shape, pooled.rf, pooled.plan.layers) == (tuple(F.adaptive_avg_pool2d(x, 1).shape[1:]), h, [])
+    assert Tracer((3, h, w)).channels(8).shape == (8, h, w)

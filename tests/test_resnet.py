@@ -17,11 +17,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-import torchvision
+from _shared import PARAMETRIC, assert_rows_equal, gradcheck_block, num_params, rows
 from hypothesis import given
 from hypothesis import strategies as st
-from torch.func import functional_call
-from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import resnet as tv_resnet
 
 from cnn_models import get_spec
@@ -30,31 +28,7 @@ from conformance.formulas import plan_for
 from conformance.layer_table import build_on_meta, layer_table
 
 NAMES = sorted(RESNET_CONFIGS)  # the ten torchvision builders
-PARAMETRIC = ("Conv2d", "BatchNorm2d", "Linear")
 TV_BLOCK = {"basic": tv_resnet.BasicBlock, "bottleneck": tv_resnet.Bottleneck}
-
-
-def tv_meta(name: str) -> dict:
-    """The DEFAULT weights' metadata of a torchvision builder (read live, offline)."""
-    return torchvision.models.get_model_weights(name).DEFAULT.meta
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def param_rows(rows) -> list[tuple[str, str, int, tuple[int, ...]]]:
-    return [(r.name, r.kind, r.params, tuple(r.out_shape)) for r in rows if r.kind in PARAMETRIC]
-
-
-def assert_rows_equal(expected: list, got: list, what: str) -> None:
-    __tracebackhide__ = True
-    for i, (e, g) in enumerate(zip(expected, got, strict=False)):
-        if e != g:
-            pytest.fail(f"{what}: row {i} differs: expected {e} (closed form), got {g} (module)")
-    if len(expected) != len(got):
-        extra = expected[len(got):] or got[len(expected):]
-        pytest.fail(f"{what}: expected {len(expected)} rows, got {len(got)}; first unmatched {extra[0]}")
 
 
 def conv_hparams(model: nn.Module) -> dict[str, tuple]:
@@ -66,67 +40,6 @@ def conv_hparams(model: nn.Module) -> dict[str, tuple]:
 
 
 # --- the ten registered variants vs torchvision meta -----------------------------------------
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_params_closed_form_equals_torchvision_meta_and_model(name: str) -> None:
-    spec = get_spec(name)
-    meta = tv_meta(name)["num_params"]  # oracle: torchvision weights meta, read live
-    plan = plan_for(spec.family, spec.config, spec.input_size)
-    got = n_params(build_on_meta(spec.build))
-    assert plan.params == meta, f"{name}: closed form {plan.params:,} params, torchvision meta {meta:,}"
-    assert got == meta, f"{name}: model has {got:,} params, torchvision meta {meta:,} ({got - meta:+,})"
-    assert spec.expected["params"].value == meta, (
-        f"{name}: spec records {spec.expected['params'].value:,}, torchvision meta says {meta:,}"
-    )
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_macs_closed_form_vs_torchvision_ops(name: str) -> None:
-    spec = get_spec(name)
-    ops = tv_meta(name)["_ops"]  # oracle: GMACs at 224, 3 decimals
-    plan = plan_for(spec.family, spec.config, (3, 224, 224))
-    assert abs(plan.macs - ops * 1e9) <= 0.5e6, (
-        f"{name}: closed form {plan.macs:,} MACs, torchvision _ops {ops} GMACs (+- 0.0005e9)"
-    )
-    exp = spec.expected["macs"]
-    assert exp.input_size == (3, 224, 224) and abs(exp.value - ops * 1e9) <= exp.abs_tol, (
-        f"{name}: spec records {exp.describe()}, torchvision _ops says {ops} GMACs"
-    )
-
-
-@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnext50_32x4d"])
-def test_macs_closed_form_vs_flop_counter(name: str) -> None:
-    spec = get_spec(name)
-    model = build_on_meta(spec.build).eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.empty(1, 3, 64, 96, device="meta"))
-    plan = plan_for(spec.family, spec.config, (3, 64, 96))
-    # FlopCounterMode counts 2 FLOPs per multiply-accumulate of conv and mm (no bias, no BN)
-    assert counter.get_total_flops() == 2 * plan.macs, (
-        f"{name} at 64x96: FlopCounterMode {counter.get_total_flops():,} FLOPs, closed form 2 x {plan.macs:,}"
-    )
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_layer_rows_match_closed_form_and_torchvision(name: str) -> None:
-    spec = get_spec(name)
-    size = (3, 64, 64)  # the adaptive pool makes every size valid; rows depend on it
-    expected = param_rows(plan_for(spec.family, spec.config, size).layers)
-    ours = param_rows(layer_table(spec.build, size))
-    theirs = param_rows(layer_table(lambda: torchvision.models.get_model(name), size))
-    assert_rows_equal(expected, ours, f"{name}: closed form vs ours")
-    assert_rows_equal(theirs, ours, f"{name}: torchvision vs ours")
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_conv_hyperparameters_match_torchvision(name: str) -> None:
-    """Strides, paddings, dilations, groups: invisible in a state_dict, checked here."""
-    ours = conv_hparams(build_on_meta(get_spec(name).build))
-    theirs = conv_hparams(build_on_meta(lambda: torchvision.models.get_model(name)))
-    assert list(ours) == list(theirs), f"{name}: conv names differ"
-    for key in theirs:
-        assert ours[key] == theirs[key], f"{name}.{key}: expected {theirs[key]} (torchvision), got {ours[key]}"
 
 
 def test_v15_stride_is_on_the_3x3() -> None:
@@ -197,50 +110,21 @@ def test_random_configs_agree_with_torchvision_and_closed_form(cfg: dict, h: int
 
     sd_ours, sd_theirs = ours.state_dict(), theirs.state_dict()
     assert [(k, v.shape) for k, v in sd_ours.items()] == [(k, v.shape) for k, v in sd_theirs.items()]
-    assert n_params(ours) == n_params(theirs) == plan.params, (
-        f"{cfg}: ours {n_params(ours):,}, torchvision {n_params(theirs):,}, closed form {plan.params:,}"
+    assert num_params(ours) == num_params(theirs) == plan.params, (
+        f"{cfg}: ours {num_params(ours):,}, torchvision {num_params(theirs):,}, closed form {plan.params:,}"
     )
     assert conv_hparams(ours) == conv_hparams(theirs)
 
     size = (3, h, w)
-    rows_ours = param_rows(layer_table(ours, size))
-    assert_rows_equal(param_rows(layer_table(theirs, size)), rows_ours, f"{cfg} at {h}x{w}: torchvision vs ours")
-    assert_rows_equal(param_rows(plan.layers), rows_ours, f"{cfg} at {h}x{w}: closed form vs ours")
+    rows_ours = rows(layer_table(ours, size), PARAMETRIC)
+    assert_rows_equal(rows(layer_table(theirs, size), PARAMETRIC), rows_ours, f"{cfg} at {h}x{w}: torchvision vs ours")
+    assert_rows_equal(rows(plan.layers, PARAMETRIC), rows_ours, f"{cfg} at {h}x{w}: closed form vs ours")
     with torch.no_grad():
         out = ours.eval()(torch.empty(2, 3, h, w, device="meta"))
     assert tuple(out.shape) == (2, *plan.out_shape) == (2, cfg["num_classes"])
 
 
 # --- gradients of each block type --------------------------------------------------------
-
-
-def _randomized_eval(block: nn.Module, seed: int) -> nn.Module:
-    """float64, eval mode, BN running stats and affine randomized (identity BN hides nothing)."""
-    g = torch.Generator().manual_seed(seed)
-    block = block.double().eval()
-    with torch.no_grad():
-        for m in block.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                assert m.running_mean is not None and m.running_var is not None
-                m.running_mean.normal_(generator=g)
-                m.running_var.uniform_(0.5, 2.0, generator=g)
-                m.weight.normal_(generator=g)
-                m.bias.normal_(generator=g)
-    return block
-
-
-def gradcheck_block(block: nn.Module, in_shape: tuple[int, ...], seed: int = 0) -> None:
-    """gradcheck w.r.t. the input and every parameter (functional_call)."""
-    __tracebackhide__ = True
-    block = _randomized_eval(block, seed)
-    names = [n for n, _ in block.named_parameters()]
-    params = tuple(p.detach().clone().requires_grad_(True) for p in block.parameters())
-    x = torch.randn(in_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
-
-    def f(inp: torch.Tensor, *ps: torch.Tensor) -> torch.Tensor:
-        return functional_call(block, dict(zip(names, ps, strict=True)), (inp,))
-
-    assert torch.autograd.gradcheck(f, (x.requires_grad_(True), *params), eps=1e-6, atol=1e-5)
 
 
 def _proj(c_in: int, c_out: int, stride: int) -> nn.Sequential:

@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torchsummary import summary as torchsummary
 
+import cnn_models
 from conformance.errors import UsageError
 from conformance.layer_table import ForwardError
 from conformance.summary_table import class_label, summarize, summary_text
@@ -192,25 +193,20 @@ def test_vgg16_tutorial_figures_on_meta() -> None:
 
 
 @pytest.mark.parametrize(("name", "tutorial"), [("resnet18", 11_689_512), ("resnet50", 25_557_032)])
-def test_resnet_totals_tutorial_and_torchvision_meta(name: str, tutorial: int) -> None:
+def test_resnet_totals_tutorial_and_torchvision_weights_info(name: str, tutorial: int) -> None:
     meta = torchvision.models.get_model_weights(name).DEFAULT.meta["num_params"]
     s = summarize(lambda: torchvision.models.get_model(name), (3, 224, 224))
     assert s.total_params == tutorial == meta
 
 
 # --- our own models, once registered ---------------------------------------------------
-def _ours(name: str):
-    cnn_models = pytest.importorskip("cnn_models")
-    if name not in cnn_models.list_models():
-        pytest.skip(f"{name} is not registered yet")
-    return cnn_models.get_spec(name)
 
 
 @pytest.mark.parametrize(
     "name", ["resnet18", "mobilenet_v2", pytest.param("resnet50", marks=pytest.mark.slow), pytest.param("vgg16", marks=pytest.mark.slow)]
 )
 def test_our_models_match_torchsummary(name: str) -> None:
-    spec = _ours(name)
+    spec = cnn_models.get_spec(name)
     torch.manual_seed(0)
     model = spec.build()
     size = tuple(spec.input_size)
@@ -221,7 +217,7 @@ def test_our_models_match_torchsummary(name: str) -> None:
 def test_our_models_table_equals_torchvision_table(name: str) -> None:
     """Same rows, shapes and params as torchvision's model (both on meta; torchsummary's
     text for torchvision is checked against torchsummary itself above)."""
-    spec = _ours(name)
+    spec = cnn_models.get_spec(name)
     ours = summarize(spec.build, (3, 224, 224))
     theirs = summarize(lambda: torchvision.models.get_model(spec.torchvision, **spec.torchvision_kwargs), (3, 224, 224))
     assert [(r.output_shape, r.params) for r in ours.rows] == [(r.output_shape, r.params) for r in theirs.rows]
@@ -298,7 +294,7 @@ def test_command_prints_torchsummarys_text(capsys: pytest.CaptureFixture[str], t
 def test_command_usage_errors(kw: dict, message: str) -> None:
     from conformance.commands import summary as cmd
 
-    _ours("resnet18")
+    cnn_models.get_spec("resnet18")
     with pytest.raises(UsageError, match=message) as info:
         cmd.run(_args(**kw))
     assert "\n" not in str(info.value)
@@ -316,7 +312,7 @@ def test_closed_form_rows_are_torchvisions_modules(name: str) -> None:
     """Every planned row is the torchvision module of that name: same type, output shape and
     parameters (torchvision's table by ``summarize`` on meta, itself checked against
     torchsummary above); modules called more than once (a shared ReLU) are left out."""
-    spec = _ours(name)
+    spec = cnn_models.get_spec(name)
     plan = _plan(spec)
     tv = summarize(lambda: torchvision.models.get_model(spec.torchvision, **spec.torchvision_kwargs), (3, 224, 224), train=False)
     names = [r.name for r in tv.rows]
@@ -336,7 +332,7 @@ def test_closed_form_rows_are_torchvisions_modules(name: str) -> None:
 def test_closed_form_command_totals_are_torchvisions(name: str, weights: str, capsys: pytest.CaptureFixture[str]) -> None:
     from conformance.commands import summary as cmd
 
-    _ours(name)
+    cnn_models.get_spec(name)
     meta = getattr(torchvision.models, weights).IMAGENET1K_V1.meta  # num_params, _ops (GMACs, 3 decimals)
     assert cmd.run(_args(name=name, closed_form=True)) == 0
     text = capsys.readouterr().out
@@ -355,7 +351,7 @@ def test_closed_form_command_totals_are_torchvisions(name: str, weights: str, ca
 def test_closed_form_command_errors(kw: dict, message: str) -> None:
     from conformance.commands import summary as cmd
 
-    _ours(kw["name"])
+    cnn_models.get_spec(kw["name"])
     with pytest.raises(UsageError, match=message) as info:
         cmd.run(_args(closed_form=True, **kw))
     assert "\n" not in str(info.value)

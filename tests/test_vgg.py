@@ -12,84 +12,20 @@ import pytest
 import torch
 import torch.nn as nn
 import torchvision
+from _shared import leaf_rows, num_params, randomize_bn, rows, state_shapes
 from hypothesis import given
 from hypothesis import strategies as st
-from torch.utils.flop_counter import FlopCounterMode
 
 from cnn_models import get_spec, vgg
 from conformance.formulas import plan_for
 from conformance.formulas.layers import conv2d_params
-from conformance.layer_table import build_on_meta, layer_table
+from conformance.layer_table import build_on_meta
 
 VARIANTS = ["vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
 FULL = (3, 224, 224)
 
 
-def _meta(name: str) -> dict:
-    """torchvision's weights meta for ``name``, read live (the spec's stated source)."""
-    return torchvision.models.get_model_weights(name)["IMAGENET1K_V1"].meta
-
-
-def _count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _parametric_rows(rows):
-    return [(r.name, r.kind, r.out_shape, r.params) for r in rows]
-
-
-def _leaf_rows(model_or_factory, input_size):
-    return _parametric_rows(r for r in layer_table(model_or_factory, input_size) if r.is_leaf)
-
-
 # --- registered variants: closed form == torchvision meta == model -----------------------
-
-
-@pytest.mark.parametrize("name", VARIANTS)
-def test_params_closed_form_equals_torchvision_meta_and_model(name: str) -> None:
-    spec = get_spec(name)
-    assert spec.torchvision == name
-    meta_params = _meta(name)["num_params"]
-    assert spec.expected["params"].value == meta_params, (
-        f"{name}: spec says {spec.expected['params'].value:,}, torchvision meta says {meta_params:,}"
-    )
-    plan = plan_for(spec.family, spec.config, FULL)
-    assert plan.params == meta_params, f"{name}: closed form {plan.params:,} != torchvision meta {meta_params:,}"
-    built = _count(build_on_meta(spec.build))
-    assert built == meta_params, f"{name}: model has {built:,} params, torchvision meta says {meta_params:,}"
-
-
-@pytest.mark.parametrize("name", VARIANTS)
-def test_plan_rows_equal_layer_table(name: str) -> None:
-    spec = get_spec(name)
-    for size in (FULL, (3, 64, 48)):
-        expected = _parametric_rows(plan_for(spec.family, spec.config, size).layers)
-        got = _leaf_rows(spec.build, size)
-        assert got == expected, f"{name} at {size}: first differing row " + next(
-            (f"{i}: plan {e} vs model {g}" for i, (e, g) in enumerate(zip(expected, got, strict=False)) if e != g),
-            f"(lengths {len(expected)} vs {len(got)})",
-        )
-
-
-@pytest.mark.parametrize("name", VARIANTS)
-def test_macs_closed_form_equals_torchvision_ops(name: str) -> None:
-    spec = get_spec(name)
-    ops_g = _meta(name)["_ops"]  # "GFLOPS", really GMACs of conv + linear, 3 decimals
-    macs = plan_for(spec.family, spec.config, FULL).macs
-    assert abs(macs - ops_g * 1e9) <= 0.0005e9, f"{name}: closed form {macs / 1e9:.4f} GMACs, torchvision _ops {ops_g}"
-    assert spec.expected["macs"].holds_for(macs)
-
-
-@pytest.mark.parametrize("name", ["vgg11", "vgg16_bn"])
-def test_macs_closed_form_equals_flop_counter(name: str) -> None:
-    """FlopCounterMode counts 2 FLOPs per conv/linear MAC and nothing for BN/ReLU/pool."""
-    spec = get_spec(name)
-    model = build_on_meta(spec.build).eval()
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(torch.zeros((1, *FULL), device="meta"))
-    macs = plan_for(spec.family, spec.config, FULL).macs
-    assert counter.get_total_flops() == 2 * macs
 
 
 # VGG paper, Table 2, "Number of parameters (in millions)": A 133, B 133, D 138, E 144.
@@ -136,10 +72,6 @@ def vgg_configs(draw):
     return cfg, draw(st.booleans()), draw(st.integers(1, 20)), (3, size, max(width, 2**pools))
 
 
-def _state_shapes(module: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
-    return [(k, tuple(v.shape)) for k, v in module.state_dict().items()]
-
-
 @given(vgg_configs())
 def test_arbitrary_cfg_matches_torchvision_and_closed_form(case) -> None:
     cfg, batch_norm, num_classes, size = case
@@ -148,7 +80,7 @@ def test_arbitrary_cfg_matches_torchvision_and_closed_form(case) -> None:
     # features alone, for every layer list
     ours_f = build_on_meta(lambda: vgg.make_features(cfg, batch_norm=batch_norm))
     tv_f = build_on_meta(lambda: torchvision.models.vgg.make_layers(list(cfg), batch_norm=batch_norm))
-    assert _state_shapes(ours_f) == _state_shapes(tv_f)
+    assert state_shapes(ours_f) == state_shapes(tv_f)
     assert ours_f(x).shape == tv_f(x).shape
 
     # whole models: torchvision's classifier reads 512*7*7, so end the list on a 512 conv
@@ -162,30 +94,19 @@ def test_arbitrary_cfg_matches_torchvision_and_closed_form(case) -> None:
             init_weights=False,
         )
     )
-    assert _state_shapes(ours) == _state_shapes(tv)
-    assert _count(ours) == _count(tv)
+    assert state_shapes(ours) == state_shapes(tv)
+    assert num_params(ours) == num_params(tv)
     assert ours.eval()(x).shape == tv.eval()(x).shape == (2, num_classes)
 
     # closed form, for the original list (any last width)
     config = {"cfg": cfg, "batch_norm": batch_norm, "num_classes": num_classes}
     plan = plan_for("vgg", config, size)
     model = build_on_meta(lambda: vgg.vgg(cfg, batch_norm=batch_norm, num_classes=num_classes))
-    assert plan.params == _count(model)
-    assert _parametric_rows(plan.layers) == _leaf_rows(model, size)
+    assert plan.params == num_params(model)
+    assert rows(plan.layers) == leaf_rows(model, size)
 
 
 # --- gradients ---------------------------------------------------------------------------
-
-
-def _randomize_bn(module: nn.Module, generator: torch.Generator) -> None:
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            mean, var = m.running_mean, m.running_var
-            assert mean is not None and var is not None
-            mean.copy_(torch.randn(m.num_features, generator=generator, dtype=mean.dtype))
-            var.copy_(torch.rand(m.num_features, generator=generator, dtype=var.dtype) + 0.5)
-            m.weight.data.copy_(torch.randn(m.num_features, generator=generator, dtype=m.weight.dtype))
-            m.bias.data.copy_(torch.randn(m.num_features, generator=generator, dtype=m.bias.dtype))
 
 
 @pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "bn"])
@@ -195,7 +116,7 @@ def test_gradcheck_conv_stack(batch_norm: bool) -> None:
     torch.manual_seed(0)
     block = vgg.make_features([3, "M", 4], batch_norm=batch_norm, in_channels=2).double().eval()
     with torch.no_grad():
-        _randomize_bn(block, g)
+        randomize_bn(block, g)
     params = dict(block.named_parameters())
     names = ["0.weight", f"{4 if batch_norm else 3}.weight"]  # both convs
 
@@ -205,14 +126,6 @@ def test_gradcheck_conv_stack(batch_norm: bool) -> None:
     x = torch.randn(2, 2, 6, 6, generator=g, dtype=torch.float64, requires_grad=True)
     w0, w1 = (params[n].detach().clone().requires_grad_(True) for n in names)
     assert torch.autograd.gradcheck(f, (x, w0, w1))
-
-
-def test_every_parameter_gets_a_finite_gradient() -> None:
-    torch.manual_seed(0)
-    model = vgg.vgg([4, "M", 8, "M"], batch_norm=True, num_classes=5)
-    model(torch.randn(2, 3, 32, 32)).sum().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
-    assert not missing, f"parameters without a finite gradient: {missing}"
 
 
 # --- init facts and invalid arguments -----------------------------------------------------

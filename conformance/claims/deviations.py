@@ -16,7 +16,7 @@ import torch.nn as nn
 
 import cnn_models
 
-from ..check import torchvision_meta
+from ..check import torchvision_weights_info
 from ..formulas import spec_plan
 from ..formulas.layers import Plan
 from ..layer_table import build_on_meta
@@ -52,7 +52,7 @@ def _googlenet_kernel() -> dict[str, int]:
     names = cnn_models.googlenet.INCEPTION_WIDTHS
     inst = _only({model.get_submodule(f"{n}.branch3.1.conv").kernel_size[0] for n in names}, "googlenet branch-3 kernels")
     # closed form: the branch-3 kernel whose plan has torchvision's published parameter count
-    published = int(torchvision_meta("googlenet")["num_params"])
+    published = int(torchvision_weights_info("googlenet")["num_params"])
     by_kernel = {k: _plan("googlenet", branch3_kernel=k).params for k in (3, 5)}
     closed = _only({k for k, p in by_kernel.items() if p == published}, "branch-3 kernel matching torchvision's num_params")
     return {"branch-3 kernel": agree("googlenet branch-3 kernel", inst, closed), "params": published, "params with 5x5": by_kernel[5]}
@@ -72,7 +72,7 @@ def _googlenet_bn() -> int:
     model = build_on_meta(_GOOGLENET)
     inst = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     plan = _plan("googlenet")
-    agree("googlenet closed form vs torchvision's num_params", plan.params, int(torchvision_meta("googlenet")["num_params"]))
+    agree("googlenet closed form vs torchvision's num_params", plan.params, int(torchvision_weights_info("googlenet")["num_params"]))
     return int(agree("googlenet BatchNorm2d layers", inst, sum(r.kind == "BatchNorm2d" for r in plan.layers)))
 
 

@@ -81,10 +81,7 @@ def plan(config: Mapping[str, Any], input_size: tuple[int, int, int]) -> Plan:
                 proj.conv("0", width, 1, stride, 0, bias=False).bn("1")
                 t.join_add([branch, proj])
             else:  # option A: subsample x[:, :, ::s, ::s] (a 1x1/s window), pad channels
-                pad = t.fork(f"{prefix}downsample")
-                _, h, w = pad.shape
-                pad.shape = (width, -(-h // stride), -(-w // stride))
-                pad.jump *= stride
+                pad = t.fork(f"{prefix}downsample").functional_pool(1, stride).channels(width)
                 t.join_add([branch, pad])
             c = width
     t.adaptive_avgpool("avgpool", 1).flatten()  # (64,)

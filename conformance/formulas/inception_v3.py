@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .layers import Plan, Tracer, pool2d_out
+from .layers import Plan, Tracer
 
 __all__ = ["mixed", "plan"]
 
@@ -26,13 +26,6 @@ def _conv_block(t: Tracer, name: str, op: tuple[Any, ...]) -> Tracer:
     _, _, out, kernel, stride, padding = op
     t.conv(f"{name}.conv", out, kernel, stride=stride, padding=padding, bias=False)
     return t.bn(f"{name}.bn")
-
-
-def _functional_pool(t: Tracer, kernel: int, stride: int, padding: int = 0) -> Tracer:
-    c, h, w = t.shape
-    t.shape = (c, pool2d_out(h, kernel, stride, padding), pool2d_out(w, kernel, stride, padding))
-    t._grow(kernel, stride)  # receptive field through a pool that has no module
-    return t
 
 
 def mixed(t: Tracer, name: str, branches: tuple[tuple[tuple[Any, ...], ...], ...]) -> Tracer:
@@ -45,9 +38,9 @@ def mixed(t: Tracer, name: str, branches: tuple[tuple[tuple[Any, ...], ...], ...
             if op[0] == "conv":
                 _conv_block(b, op[1], op)
             elif op[0] == "avgpool":
-                _functional_pool(b, op[1], op[2], op[3])
+                b.functional_pool(op[1], op[2], op[3])
             elif op[0] == "maxpool":
-                _functional_pool(b, op[1], op[2])
+                b.functional_pool(op[1], op[2])
             elif op[0] == "split":
                 parts = [_conv_block(b.fork(), conv[1], conv) for conv in op[1:]]
                 b.join_concat(parts)
@@ -71,7 +64,7 @@ def plan(config: Mapping[str, Any], input_size: tuple[int, int, int]) -> Plan:
         if name == aux["after"] and config.get("aux_logits"):
             first = len(t.plan.layers)
             a = t.fork(f"{aux['name']}.")
-            _functional_pool(a, *aux["pool"])
+            a.functional_pool(*aux["pool"])
             for conv in aux["convs"]:
                 _conv_block(a, conv[1], conv)
             a.with_shape(a.shape[:1]).linear("fc", num_classes)  # after a global average pool

@@ -223,13 +223,15 @@ class Tracer:
         self._add(name, kind)
         return self
 
-    def _pool(self, name: str, kind: str, kernel: IntPair, stride: IntPair | None, padding: IntPair, ceil_mode: bool) -> Tracer:
+    def _pool(self, name: str | None, kind: str, kernel: IntPair, stride: IntPair | None, padding: IntPair,
+              ceil_mode: bool) -> Tracer:
         c, h, w = self.shape
         (kh, kw), (ph, pw) = pair(kernel), pair(padding)
         sh, sw = pair(stride if stride is not None else kernel)
         self.shape = (c, pool2d_out(h, kh, sh, ph, 1, ceil_mode), pool2d_out(w, kw, sw, pw, 1, ceil_mode))
         self._grow(kh, sh)
-        self._add(name, kind)
+        if name is not None:
+            self._add(name, kind)
         return self
 
     def maxpool(self, name: str, kernel: IntPair, stride: IntPair | None = None, padding: IntPair = 0, ceil_mode: bool = False) -> Tracer:
@@ -247,6 +249,35 @@ class Tracer:
         self.jump *= max(1, h // oh)
         self.shape = (c, oh, ow)
         self._add(name, "AdaptiveAvgPool2d")
+        return self
+
+    # --- ops a forward writes as function calls: no module runs, so no row is added --------
+    def functional_pool(self, kernel: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+                        ceil_mode: bool = False) -> Tracer:
+        """``F.max_pool2d`` / ``F.avg_pool2d`` called in ``forward``, or a strided slice
+        ``x[:, :, ::s, ::s]`` (a 1x1 window of stride s): shape, receptive field and jump move
+        as through the pooling module, and no row is added."""
+        return self._pool(None, "", kernel, stride, padding, ceil_mode)
+
+    def functional_global_pool(self) -> Tracer:
+        """``F.adaptive_avg_pool2d(x, 1)`` or ``x.mean((2, 3), keepdim=True)`` in ``forward``:
+        one window over the whole map, shape (C, 1, 1), no row."""
+        c, h, _ = self.shape
+        self.rf += (h - 1) * self.jump
+        self.jump *= h
+        self.shape = (c, 1, 1)
+        return self
+
+    def channels(self, n: int) -> Tracer:
+        """A function call that changes the channel count only (``F.pad`` of zero channels, as
+        the CIFAR ResNets' option-A shortcut does), no row."""
+        self.shape = (n, *self.shape[1:])
+        return self
+
+    def join_scale(self, gate: Tracer) -> Tracer:
+        """``x * gate(x)`` (squeeze-and-excitation): ``x``'s shape, and a receptive field that
+        covers the gate branch's (a global pool makes it the whole map)."""
+        self.rf = max(self.rf, gate.rf)
         return self
 
     def flatten(self, name: str | None = None) -> Tracer:

@@ -75,12 +75,7 @@ def plan(config: Mapping[str, Any], input_size: tuple[int, int, int]) -> Plan:
             index += 1
     last = round_channels(config["last_channel"] * max(1.0, mult), d)
     _conv_bn_relu6(t, f"features.{index}", last, 1, 1)
-    # F.adaptive_avg_pool2d(x, 1) in forward: a window over the whole map, no module
-    _, h, w = t.shape
-    t.rf += (h - 1) * t.jump
-    t.jump *= h
-    t.shape = (last, 1, 1)
-    t.flatten()
+    t.functional_global_pool().flatten()  # F.adaptive_avg_pool2d(x, 1) in forward: no module
     t.dropout("classifier.0")
     t.linear("classifier.1", int(config["num_classes"]))
     return t.plan

@@ -31,16 +31,13 @@ def _conv_bn(t: Tracer, name: str, out: int, kernel: int, stride: int, groups: i
 
 def _squeeze_excite(t: Tracer, name: str, squeeze: int) -> None:
     """Global pool -> 1x1 conv (bias) -> ReLU -> 1x1 conv (bias) -> hard-sigmoid -> rescale x."""
-    shape = t.shape
     se = t.fork(name + ".")
     se.adaptive_avgpool("avgpool", 1)
     se.conv("fc1", squeeze, 1, bias=True)
     se.act("activation", "ReLU")
-    se.conv("fc2", shape[0], 1, bias=True)
+    se.conv("fc2", t.shape[0], 1, bias=True)
     se.act("scale_activation", "Hardsigmoid")
-    # the product s * x has x's shape; it depends on the whole map through the pool
-    t.rf = max(t.rf, se.rf)
-    t.shape = shape
+    t.join_scale(se)
 
 
 def params(config: Mapping[str, Any], input_size: tuple[int, int, int]) -> int:
