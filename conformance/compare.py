@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.overrides import TorchFunctionMode
 
 from .layer_table import build_on_meta
+from .torch_private import BATCH_NORMS, state_dict_metadata, with_state_dict_metadata
 
 __all__ = [
     "materialize",
@@ -56,7 +56,7 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
 
     with torch.no_grad():
         for mod in model.modules():
-            is_bn = isinstance(mod, _BatchNorm) or type(mod).__name__.startswith(("BatchNorm", "GroupNorm", "LayerNorm"))
+            is_bn = isinstance(mod, BATCH_NORMS) or type(mod).__name__.startswith(("BatchNorm", "GroupNorm", "LayerNorm"))
             for pname, p in mod.named_parameters(recurse=False):
                 if p.dim() >= 2:
                     fan_in = p[0].numel()
@@ -460,11 +460,10 @@ def share_parameters(candidate: Callable[[], nn.Module] | nn.Module, reference: 
     # the candidate's own state_dict metadata (module versions): a module's _load_from_state_dict
     # may read it (torchvision's MNASNet refuses a state without its version)
     own = model.state_dict()
-    metadata = getattr(own, "_metadata", None)
+    metadata = state_dict_metadata(own)
     # a model written without BatchNorm's step counter (F.batch_norm with its own buffers)
     state = OrderedDict((k, v) for k, v in state.items() if k in own or not k.endswith("num_batches_tracked"))
-    if metadata is not None:
-        state._metadata = metadata  # type: ignore[attr-defined]
+    with_state_dict_metadata(state, metadata)
     ties = _ties(model)
     model.load_state_dict(state, strict=True, assign=True)  # one new Parameter per key ...
     _retie(model, ties)  # ... so parameters used in two places are made one again

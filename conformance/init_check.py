@@ -40,9 +40,10 @@ from statistics import NormalDist
 
 import torch
 import torch.nn as nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from cnn_models import InitScheme
+
+from .torch_private import BATCH_NORMS
 
 __all__ = ["N_SHAPE", "Z", "compare_init", "expected_weight_law", "init_failures"]
 
@@ -282,9 +283,11 @@ def init_failures(model: nn.Module, scheme: InitScheme, zero_gamma_bns: frozense
                 else:
                     bound = 1.0 / math.sqrt(_fans(mod.weight)[0])
                     out += _stat_failures(label, mod.bias, _uniform(bound), f"{kind} bias (torch_default)")
-        elif isinstance(mod, _BatchNorm) and mod.affine:
+        elif isinstance(mod, BATCH_NORMS) and mod.affine:
             gamma = 0.0 if name in zero_gamma_bns else 1.0
-            w, b = mod.weight.detach(), mod.bias.detach()
+            weight, bias = mod.weight, mod.bias
+            assert isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor)
+            w, b = weight.detach(), bias.detach()
             if bool(w.ne(gamma).any()):
                 why = " (zero-init residual)" if gamma == 0.0 else ""
                 out.append(f"{label}: BN weight expected all {gamma:g}{why}, "

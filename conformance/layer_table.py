@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from torch.overrides import TorchFunctionMode
 
 from .errors import ConformanceError
 from .formulas.layers import conv2d_out, pool2d_out
+from .torch_private import count_into, counted_by_flop_counter, hidden_empty, module_call_codes
 
 __all__ = [
     "ForwardError",
@@ -101,49 +101,11 @@ class _SkipMetaFills(TorchFunctionMode):
         return func(*args, **kwargs) if target is None else target
 
 
-try:  # torch's own ``with torch.device(...)`` mode; private, so checked for, not assumed
-    import torch.utils._device as _torch_device
-except ImportError:  # other torch versions: the two modes stacked
-    _torch_device = None  # type: ignore[assignment]
-_DeviceContext: Any = getattr(_torch_device, "DeviceContext", None)
-_device_constructors: Any = getattr(_torch_device, "_device_constructors", None)
-
-_ONE_MODE = _DeviceContext is not None and _device_constructors is not None
-
-if _ONE_MODE:
-
-    class _MetaBuild(_DeviceContext):
-        """``torch.device("meta")`` and ``_SkipMetaFills`` in one mode.
-
-        Every torch call during a build goes through each active Python mode in turn; two
-        stacked modes cost about a third of a warm meta build of MobileNet v2. This is
-        torch's device mode (same enter/exit bookkeeping and default device) with the fill
-        skipping added to its ``__torch_function__``.
-        """
-
-        def __init__(self) -> None:
-            super().__init__("meta")
-            self._constructors = _device_constructors()
-
-        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-            kwargs = kwargs or {}
-            if func in self._constructors:
-                if kwargs.get("device") is None:
-                    kwargs["device"] = self.device
-            elif (target := _meta_target(func, args, kwargs)) is not None:
-                return target
-            return func(*args, **kwargs)
-
-
 @contextlib.contextmanager
 def _meta_build_mode() -> Iterator[None]:
-    """``meta`` as the default device, fills skipped: one mode where torch allows it."""
-    if not _ONE_MODE:
-        with torch.device("meta"), _SkipMetaFills():
-            yield
-    else:
-        with _MetaBuild():
-            yield
+    """``meta`` as the default device, value-only fills skipped."""
+    with torch.device("meta"), _SkipMetaFills():
+        yield
 
 
 def build_on_meta(factory: Callable[[], nn.Module]) -> nn.Module:
@@ -293,26 +255,6 @@ def _arg(args: Sequence[Any], kwargs: dict[str, Any], i: int, name: str, default
     return args[i] if len(args) > i else kwargs.get(name, default)
 
 
-def _watching_counter() -> Any:
-    """Who watches the aten ops of this pass: ``None`` (nobody), a ``FlopCounterMode`` (whose
-    own bookkeeping, ``_count_flops``, can be handed an op answered here), or ``False`` (some
-    other dispatch mode, or a torch without these internals: every op must really run)."""
-    try:
-        from torch.utils._python_dispatch import _get_current_dispatch_mode
-    except ImportError:  # pragma: no cover - older torch: take no shortcut
-        return False
-    mode = _get_current_dispatch_mode()
-    if mode is None:
-        return None
-    # only a process that made a FlopCounterMode has imported its module (which imports
-    # triton: 0.2 s and 90 MB that a summary should not pay)
-    flop_counter = sys.modules.get("torch.utils.flop_counter")
-    counter = getattr(mode, "counter", None)
-    if flop_counter is not None and isinstance(counter, flop_counter.FlopCounterMode) and callable(getattr(counter, "_count_flops", None)):
-        return counter
-    return False
-
-
 class _MetaShapeOnly(TorchFunctionMode):
     """On meta inputs, answer the common CNN ops by their output-shape formulas.
 
@@ -398,7 +340,7 @@ class _MetaShapeOnly(TorchFunctionMode):
         if func is F.max_pool2d or func is F.avg_pool2d:
             return _pool_shape(func is F.max_pool2d, x, args, kwargs)
         if func is F.conv2d or func is F.linear:
-            counter = _watching_counter()
+            counter = counted_by_flop_counter()
             if counter is False:
                 return None  # an unknown dispatch mode is watching: let it see the real op
             if func is F.conv2d:
@@ -406,8 +348,8 @@ class _MetaShapeOnly(TorchFunctionMode):
                 if call is None:
                     return None
                 out, aten_args = call
-                if counter is not None:
-                    counter._count_flops(torch.ops.aten.convolution, out, aten_args, {})
+                if counter is not None and not count_into(counter, torch.ops.aten.convolution, out, aten_args):
+                    return None  # the counter would not take it: the real op, which it counts itself
                 return out
             w, b = _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
             shape = self._linear_shape(x, w, b)
@@ -416,10 +358,10 @@ class _MetaShapeOnly(TorchFunctionMode):
             out = _empty(shape, x)
             if counter is not None:  # aten's linear: addmm(bias, x, w.t()) with a bias, else mm(x, w.t())
                 wt = _empty((w.shape[1], w.shape[0]), w)  # the counter reads shapes only
-                if b is None:
-                    counter._count_flops(torch.ops.aten.mm, out, (x, wt), {})
-                else:
-                    counter._count_flops(torch.ops.aten.addmm, out, (b, x, wt), {})
+                counted = count_into(counter, torch.ops.aten.mm, out, (x, wt)) if b is None else \
+                    count_into(counter, torch.ops.aten.addmm, out, (b, x, wt))
+                if not counted:
+                    return None
             return out
         return None
 
@@ -460,41 +402,11 @@ class _MetaShapeOnly(TorchFunctionMode):
 
 
 def _empty(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
-    """An empty meta tensor of ``like``'s dtype, made where no dispatch mode sees it: an op
-    FlopCounterMode dispatches runs through ``torch._disable_dynamo``, whose first call in a
-    process imports torch._dynamo (1.5-5 s), and an empty tensor carries no FLOPs."""
-    if not _dispatch_modes_active():
-        return torch.empty(tuple(shape), dtype=like.dtype, device="meta")
-    with _hidden_from_dispatch_modes():  # a dispatch mode's first op imports torch._dynamo
-        return torch.empty(tuple(shape), dtype=like.dtype, device="meta")
-
-
-def _hidden_from_dispatch_modes() -> contextlib.AbstractContextManager[Any]:
-    """Ops run inside are not seen by any Python dispatch mode: the ``Python`` dispatch key
-    excluded for the block (3.6 us), where this torch has the guard, instead of popping and
-    re-pushing every active mode (``_disable_current_modes``, 16.5 us; an answered op of a
-    FlopCounterMode pass makes one empty tensor)."""
-    if _PYTHON_KEY is not None:
-        return torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEY)
-    from torch.utils._python_dispatch import _disable_current_modes
-
-    return _disable_current_modes()
-
-
-try:  # private, so checked for, not assumed
-    _PYTHON_KEY: Any = torch._C.DispatchKeySet(torch._C.DispatchKey.Python) if hasattr(torch._C, "_ExcludeDispatchKeyGuard") else None
-except (AttributeError, TypeError):  # pragma: no cover - another torch
-    _PYTHON_KEY = None
-
-
-def _dispatch_modes_active() -> bool:
-    """Whether a dispatch mode (FlopCounterMode, ...) is on the stack; True when this torch
-    cannot say, so the careful path is taken."""
-    count = getattr(torch._C, "_len_torch_dispatch_stack", None)
-    pre_dispatch = getattr(getattr(torch, "_ops", None), "_len_torch_dispatch_stack_pre_dispatch", None)
-    if count is None or pre_dispatch is None:
-        return True
-    return count() > 0 or pre_dispatch() > 0
+    """An empty meta tensor of ``like``'s dtype, made out of any dispatch mode's sight where
+    torch allows it (``torch_private.hidden_empty``): an op FlopCounterMode dispatches runs
+    through ``torch._disable_dynamo``, whose first call in a process imports torch._dynamo
+    (1.5-5 s), and an empty tensor carries no FLOPs."""
+    return hidden_empty(tuple(shape), like.dtype)
 
 
 def _like(x: torch.Tensor) -> torch.Tensor:
@@ -648,12 +560,6 @@ def run_forward(module: nn.Module, inputs: Sequence[torch.Tensor], rows: Sequenc
         raise ForwardError(f"forward pass on {inputs[0].device.type if inputs else 'meta'} with input {sizes} raised {reason} {at}", rows, where) from exc
 
 
-# the frames of a module *call* (``module(x)``), whatever its ``forward`` looks like
-_CALL_CODES = frozenset(
-    f.__code__ for name in ("_call_impl", "_wrapped_call_impl") if (f := getattr(nn.Module, name, None)) is not None
-)
-
-
 def _innermost_module(exc: BaseException, root: nn.Module) -> nn.Module | None:
     """The deepest module of ``root``'s tree whose call was on the stack when ``exc`` was
     raised: the ``self`` of the last ``nn.Module`` call frame in the traceback. Only call
@@ -665,11 +571,12 @@ def _innermost_module(exc: BaseException, root: nn.Module) -> nn.Module | None:
     frame whose ``self`` is a module of the tree counts.)
     """
     tree = {id(m): m for m in root.modules()}
+    call_codes = module_call_codes()
     found = None
     tb = exc.__traceback__
     while tb is not None:
         frame = tb.tb_frame
-        if frame.f_code in _CALL_CODES or not _CALL_CODES:
+        if frame.f_code in call_codes or not call_codes:
             owner = frame.f_locals.get("self")
             if owner is not None and tree.get(id(owner)) is owner:
                 found = owner
@@ -678,10 +585,4 @@ def _innermost_module(exc: BaseException, root: nn.Module) -> nn.Module | None:
 
 
 def _is_meta(model: nn.Module) -> bool:
-    # one walk over the modules (parameters() and buffers() would make two)
-    return all(
-        t is None or t.is_meta
-        for m in model.modules()
-        for tensors in (m._parameters, m._buffers)
-        for t in tensors.values()
-    )
+    return all(p.is_meta for p in model.parameters()) and all(b.is_meta for b in model.buffers())

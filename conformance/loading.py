@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 
 from .errors import CheckpointError, UsageError
+from .torch_private import NORMS_WITH_STATS, allowed_unpickler_globals
 
 __all__ = ["WRAPPERS", "Checkpoint", "LoadReport", "build_candidate", "load_checkpoint", "load_factory", "load_into"]
 
@@ -413,12 +414,7 @@ def _pickle_globals(p: Path) -> tuple[list[str], bool, object]:
 
 def _outside_allow_list(names: list[str]) -> list[str]:
     """The names torch's weights-only unpickler would not import, in order, once each."""
-    try:
-        from torch._weights_only_unpickler import _get_allowed_globals
-
-        allowed = set(_get_allowed_globals())
-    except Exception:  # noqa: BLE001 - a private helper: without it, every global counts
-        allowed = set()
+    allowed = allowed_unpickler_globals()
     for g in torch.serialization.get_safe_globals():  # what the user allow-listed: an object, or (object, "name")
         qualified = f"{getattr(g, '__module__', '')}.{getattr(g, '__qualname__', '')}"
         allowed.add(g[1] if isinstance(g, tuple) else qualified)
@@ -659,7 +655,7 @@ def _leaf(key: str) -> str:
 
 def _counters(model: nn.Module, own: Mapping[str, object]) -> set[str]:
     """The model's keys that are a BatchNorm-family layer's ``num_batches_tracked``."""
-    norms = {n for n, m in model.named_modules(remove_duplicate=False) if isinstance(m, nn.modules.batchnorm._NormBase)}
+    norms = {n for n, m in model.named_modules(remove_duplicate=False) if isinstance(m, NORMS_WITH_STATS)}
     return {k for k in own if _leaf(k) == _COUNTER and k.rpartition(".")[0] in norms}
 
 

@@ -8,12 +8,13 @@ Oracles:
 (b) **FlopCounterMode**: ``torch.utils.flop_counter.FlopCounterMode`` around one eval-mode
     forward pass of the model built on ``meta`` (no weights allocated), divided by the batch.
     Convolutions and 2-d linears get their output shape from the documented formula instead
-    of torch's Python meta kernels (``inspect._MetaShapeOnly``) and are handed to the
+    of torch's Python meta kernels (``layer_table._MetaShapeOnly``) and are handed to the
     counter's own bookkeeping as the aten op they dispatch to, so FlopCounterMode's formulas
     and module tracking apply; every other op it would count is dispatched to it as usual.
     tests/test_meta_shapes.py holds the counts equal to a pass with every kernel run. Each
-    counted op is credited to the innermost module running it (``_Counter``), so a module's
-    own FLOPs hold even when it is shared by two parents or calls itself.
+    counted op is credited to the innermost module running it
+    (``torch_private.innermost_counter``), so a module's own FLOPs hold even when it is
+    shared by two parents or calls itself.
 (c) **torchvision ``_ops``**: the weights enum's ``meta["_ops"]`` of the builder a spec names.
     Labelled GFLOPS, it is really GMACs of conv and linear layers (no bias, BN, pooling or
     activations) in eval mode at the weights' crop size, rounded to 3 decimals; so it agrees
@@ -52,11 +53,9 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from torch.utils import flop_counter
-from torch.utils.flop_counter import FlopCounterMode
-from torch.utils.module_tracker import ModuleTracker
 
 from .layer_table import meta_inputs, meta_pass, run_forward
+from .torch_private import innermost_counter
 
 __all__ = [
     "TV_OPS_ABS_TOL",
@@ -122,18 +121,18 @@ def count_flops(
     if batch_size <= 0:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
     inputs = meta_inputs(input_size, batch_size=batch_size)
-    counter = _Counter()
-    _forward_only(counter)
+    counter, innermost = innermost_counter()
     with meta_pass(model, train) as module, torch.no_grad(), counter:
         run_forward(module, inputs)
     counts = counter.get_flop_counts()
     totals = {key: sum(ops.values()) for key, ops in counts.items()}
     by_op = {str(op): n // batch_size for op, n in counts.get("Global", {}).items()}
 
-    if isinstance(getattr(counter, "mod_tracker", None), _ForwardTracker):  # each op credited once, to the innermost module
-        own_by_key = dict(counter.innermost)
-        outside = own_by_key.pop("Global", 0)
-    else:  # torch's tracker: a module's own FLOPs are its total minus its children's
+    credited = innermost()  # each op credited once, to the innermost module running it
+    if credited is not None:
+        outside = credited.pop("Global", 0)
+        own_by_key = credited
+    else:  # the public twin: a module's own FLOPs are its total minus its children's
         own_by_key, outside = _own_by_subtraction(totals)
     root_key = type(module).__name__
     own: dict[str, int] = {}
@@ -171,130 +170,6 @@ def _own_by_subtraction(totals: Mapping[str, int]) -> tuple[dict[str, int], int]
             top_level += total
     own = {key: total - children.get(key, 0) for key, total in totals.items() if key != "Global"}
     return own, totals.get("Global", 0) - top_level
-
-
-class _ForwardTracker(ModuleTracker):
-    """FlopCounterMode's module tracker for a pass without autograd: names only.
-
-    torch's ``ModuleTracker`` flattens every module's inputs and outputs (``tree_flatten``)
-    to hook the backward pass of those that require grad; in a forward pass under
-    ``no_grad`` that backward never runs, so those hooks never fire, and the flattening was
-    the largest part of the tracker's cost. This keeps the rest of its bookkeeping as it is:
-    the same module names (its own ``_get_mod_name``: ``"ResNet.layer1.0.conv1"``) and the
-    same ``parents`` set, entered and left around each module call. Attribution is torch's
-    own unless a model's ``forward`` runs autograd itself (``enable_grad`` and a backward
-    inside the pass), where torch's tracker would also name the modules of that backward.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        # plain containers instead of its weak ones (a weak lookup per module call, twice);
-        # the tracker lives for one pass, so holding the modules keeps nothing alive for long
-        self._known_modules: dict[nn.Module, str] = {}  # type: ignore[assignment]
-        self._seen_modules: set[nn.Module] = set()  # type: ignore[assignment]
-
-        self.stack: list[str] = []  # names of the running module calls, innermost last
-
-    def _fw_pre_hook(self, mod: nn.Module, input: Any) -> None:  # noqa: A002 - torch's name
-        name = self._get_mod_name(mod)
-        self.parents.add(name)
-        self.stack.append(name)
-
-    def _fw_post_hook(self, mod: nn.Module, input: Any, output: Any) -> None:  # noqa: A002
-        name = self._get_mod_name(mod)
-        self.parents.discard(name)
-        # its own entry is the last one, unless a child raised and the parent caught it: those
-        # children's entries go with it
-        for i in range(len(self.stack) - 1, -1, -1):
-            if self.stack[i] == name:
-                del self.stack[i:]
-                break
-
-
-class _Counter(FlopCounterMode):
-    """FlopCounterMode that also credits each counted op to the innermost running module.
-
-    FlopCounterMode credits an op to every name in its tracker's ``parents`` set, so a
-    module's own FLOPs are its total minus its children's. That subtraction goes wrong, even
-    negative, for a module registered under two parents (it has one name, after one of them)
-    or one called from inside itself (the set holds its name once, and the inner call's exit
-    removes it). With ``_ForwardTracker``, which also keeps the call stack, ``innermost``
-    credits each op once, to the module on top of the stack (``"Global"`` outside any).
-    """
-
-    def __init__(self) -> None:
-        super().__init__(display=False)
-        self.innermost: dict[str, int] = {}
-
-    def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
-        tracker = getattr(self, "mod_tracker", None)
-        formula = self.flop_registry.get(func_packet)
-        if not (isinstance(tracker, _ForwardTracker) and formula is not None):
-            return super()._count_flops(func_packet, out, args, kwargs)
-        raw = _unwrapped(formula)
-        shapes = _plain_shapes((args, kwargs, out)) if raw is not None else None
-        if raw is None or shapes is None:  # not a shape_wrapper formula, or unusual containers
-            before = self.flop_counts["Global"][func_packet]
-            super()._count_flops(func_packet, out, args, kwargs)
-            added = self.flop_counts["Global"][func_packet] - before
-        else:  # what torch's shape_wrapper does, without a pytree walk per op (15-20 % of a count)
-            s_args, s_kwargs, s_out = shapes
-            added = raw(*s_args, out_shape=s_out, **s_kwargs)
-            for par in set(tracker.parents):
-                self.flop_counts[par][func_packet] += added
-        if added:
-            key = tracker.stack[-1] if tracker.stack else "Global"
-            self.innermost[key] = self.innermost.get(key, 0) + added
-        return out
-
-
-def _shape_wrapper_code() -> Any:
-    wrapper = getattr(flop_counter, "shape_wrapper", None)
-    return wrapper(lambda: 0).__code__ if callable(wrapper) else None
-
-
-_SHAPE_WRAPPER_CODE = _shape_wrapper_code()
-
-
-def _unwrapped(formula: Any) -> Callable[..., int] | None:
-    """The formula under torch's ``shape_wrapper`` (which maps every tensor argument to its
-    shape with a pytree walk, then calls it); ``None`` for a formula registered raw."""
-    if _SHAPE_WRAPPER_CODE is None or getattr(formula, "__code__", None) is not _SHAPE_WRAPPER_CODE:
-        return None
-    return getattr(formula, "__wrapped__", None)
-
-
-class _Unusual(Exception):
-    pass
-
-
-def _plain_shapes(tree: Any) -> Any:
-    """``tree`` with every tensor replaced by its shape, through plain tuples, lists and dicts
-    only (what aten ops take and return); ``None`` when it holds any other container."""
-
-    def walk(x: Any) -> Any:
-        if isinstance(x, torch.Tensor):
-            return x.shape
-        if type(x) is tuple or type(x) is list:
-            return type(x)(walk(v) for v in x)
-        if type(x) is dict:
-            return {k: walk(v) for k, v in x.items()}
-        if isinstance(x, (tuple, list, dict)):
-            raise _Unusual
-        return x
-
-    try:
-        return walk(tree)
-    except _Unusual:
-        return None
-
-
-def _forward_only(counter: FlopCounterMode) -> FlopCounterMode:
-    """``counter`` with ``_ForwardTracker`` in place of its module tracker, where this torch
-    has the tracker as ``counter.mod_tracker`` (2.4 and later); as it is otherwise."""
-    if type(getattr(counter, "mod_tracker", None)) is ModuleTracker and callable(getattr(ModuleTracker, "_get_mod_name", None)):
-        counter.mod_tracker = _ForwardTracker()
-    return counter
 
 
 def _resolve(root: nn.Module, root_key: str, key: str) -> tuple[str, str]:

@@ -84,15 +84,9 @@ def test_build_on_meta_moves_what_the_factory_pinned_and_refuses_non_modules() -
         build_on_meta(lambda: "resnet")  # type: ignore[arg-type, return-value]
 
 
-@pytest.mark.parametrize("one_mode", [True, False], ids=["one mode", "device mode + fill skipping"])
-def test_meta_build_modes_agree(one_mode: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The single build mode and the stacked fallback (torch without DeviceContext) do the same:
-    meta is the default device, an explicit device is kept (moved afterwards), fills and
+def test_meta_build_mode() -> None:
+    """Meta is the default device, an explicit device is kept (moved afterwards), fills and
     nn.init calls on meta are skipped, a real tensor is still filled."""
-    import conformance.layer_table as inspect_mod
-
-    if not one_mode:
-        monkeypatch.setattr(inspect_mod, "_ONE_MODE", False)
     seen: dict[str, object] = {}
 
     def factory() -> nn.Module:

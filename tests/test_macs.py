@@ -45,6 +45,7 @@ from conformance.macs import (
     flops_report,
     torchvision_ops,
 )
+from conformance.torch_private import public_only
 
 
 def fcm_flops(module: nn.Module, x: torch.Tensor) -> dict[str, int]:
@@ -184,31 +185,6 @@ def test_count_flops_attributes_ops_to_the_innermost_module() -> None:
     assert dict(count.by_op) == {"aten.convolution": 2 * conv, "aten.mm": 48, "aten.addmm": 24}
 
 
-def test_count_flops_reads_shapes_without_torchs_pytree_walk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """count_flops calls the formulas under torch's shape_wrapper directly; with that wrapper's
-    pytree walk made to fail, it still counts what FlopCounterMode counts (oracle run first)."""
-    from torch.utils import flop_counter
-
-    def net() -> nn.Module:
-        torch.manual_seed(0)
-        return nn.Sequential(MatmulBlock(), nn.ReLU(), nn.Linear(6, 2))
-
-    expected = fcm_flops(net(), torch.randn(1, 3, 8, 8))  # count_flops reports per sample
-
-    walk = flop_counter.tree_map
-
-    def no_walk_over_tensors(fn: Callable[..., object], tree: object) -> object:
-        # torch's addmm formula calls the wrapped mm formula on shapes: that walk is cheap
-        if any(isinstance(leaf, torch.Tensor) for leaf in torch.utils._pytree.tree_leaves(tree)):
-            raise AssertionError("shape_wrapper's pytree walk ran over tensors")
-        return walk(fn, tree)
-
-    monkeypatch.setattr(flop_counter, "tree_map", no_walk_over_tensors)
-    count = count_flops(net, (3, 8, 8), batch_size=3)
-    assert {str(k): v for k, v in count.by_op.items()} == expected
-    assert dict(count.by_module) == {"0.conv": expected["aten.convolution"], "0": expected["aten.mm"], "2": expected["aten.addmm"]}
-
-
 class Recurse(nn.Module):
     """Calls itself once more from inside its own forward (a re-entrant module call)."""
 
@@ -243,32 +219,27 @@ class SharedAndParamInput(nn.Module):
         return self.head(self.recurse(y))
 
 
-def _with_torchs_tracker(factory: Callable[[], nn.Module], size: tuple[int, ...], train: bool, monkeypatch: pytest.MonkeyPatch) -> FlopCount:
-    import conformance.macs as flops_mod
-
-    with monkeypatch.context() as m:
-        m.setattr(flops_mod, "_forward_only", lambda counter: counter)
+def _with_torchs_tracker(factory: Callable[[], nn.Module], size: tuple[int, ...], train: bool) -> FlopCount:
+    """The public twin: FlopCounterMode with torch's own module tracker, own FLOPs by subtraction."""
+    with public_only():
         return count_flops(factory, size, batch_size=2, train=train)
 
 
 @pytest.mark.parametrize("train", [False, True])
-def test_forward_tracker_counts_googlenet_as_torchs_tracker(train: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_forward_tracker_counts_googlenet_as_torchs_tracker(train: bool) -> None:
     """count_flops swaps FlopCounterMode's module tracker for one that records names and the
     call stack only; on a tree of modules (GoogLeNet, aux heads on in train mode) it counts
     what torch's own tracker counts, per op, per module and per layer type."""
-    import conformance.macs as flops_mod
-
-    assert isinstance(flops_mod._forward_only(FlopCounterMode(display=False)).mod_tracker, flops_mod._ForwardTracker)
 
     def factory() -> nn.Module:
         return torchvision.models.googlenet(weights=None, init_weights=False, aux_logits=True)
 
     ours = count_flops(factory, (3, 224, 224), batch_size=2, train=train)
-    assert ours == _with_torchs_tracker(factory, (3, 224, 224), train, monkeypatch)
+    assert ours == _with_torchs_tracker(factory, (3, 224, 224), train)
     assert ours.flops > 0 and ("aux1.fc2" in ours.by_module) == train
 
 
-def test_shared_and_reentrant_modules_are_credited_once_to_the_innermost(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shared_and_reentrant_modules_are_credited_once_to_the_innermost() -> None:
     """Each op counts once, for the module that ran it: a module registered under two parents
     (named after the last, ``right.1``) and one called from inside itself, where torch's
     tracker, by subtracting children from parents, credits negative FLOPs to a parent."""
@@ -282,7 +253,7 @@ def test_shared_and_reentrant_modules_are_credited_once_to_the_innermost(monkeyp
         "head.1": 2 * linear_macs(3 * 8 * 8, 5),
     }
     assert dict(count.by_kind) == {"Conv2d": sum(v for k, v in count.by_module.items() if k != "head.1"), "Linear": 2 * linear_macs(192, 5)}
-    theirs = _with_torchs_tracker(SharedAndParamInput, (3, 8, 8), False, monkeypatch)
+    theirs = _with_torchs_tracker(SharedAndParamInput, (3, 8, 8), False)
     assert (theirs.flops, theirs.by_op) == (count.flops, count.by_op)  # the same ops counted
     assert min(theirs.by_module.values()) < 0  # what the innermost credit avoids
 

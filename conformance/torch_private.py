@@ -1,0 +1,273 @@
+"""Every use of a private torch name in the project, each beside its public-API twin.
+
+torch promises nothing about these names, so each is looked up when first needed, and its
+public twin is used instead when the name is missing, when using it raises, or inside
+``public_only()``. tests/test_torch_private.py runs every built-in architecture both ways and
+asserts identical layer tables and MAC counts (totals, per op, per layer type, per module);
+``python -m benchmarks.private_paths`` measures what each fast path buys (a path is kept only
+for at least 1.5x on some benchmark row).
+
+=====================================  ===========================================  ==========================
+private names                          what they buy                                public twin
+=====================================  ===========================================  ==========================
+``torch.utils._python_dispatch.``      a convolution or 2-d linear answered by its  the op runs for real
+``_get_current_dispatch_mode``,        shape formula on meta is handed to           under the counter
+``FlopCounterMode._count_flops``       FlopCounterMode's bookkeeping instead of
+                                       dispatched (``counted_by_flop_counter``)
+``torch._C._ExcludeDispatchKeyGuard``, the empty meta tensors of answered ops are    ``torch.empty``, seen by
+``DispatchKeySet``, ``DispatchKey``,   made out of every dispatch mode's sight, so  the active modes
+``_len_torch_dispatch_stack`` (and     FlopCounterMode never dispatches an op (its
+``torch._ops``' pre-dispatch twin)     first dispatch imports torch._dynamo, 1.5-5
+                                       s) (``hidden_empty``); together with the row
+                                       above, 2-3x on a warm ``flops`` count and the
+                                       cold import
+``ModuleTracker._get_mod_name``,       each counted op credited once, to the        own = total minus the
+``_fw_pre_hook``, ``_fw_post_hook``,   innermost running module (right for shared   children's totals (right
+``FlopCounterMode.mod_tracker``,       and recursive modules), without torch's      for a tree of modules)
+``flop_counts``                        per-call pytree walk (``innermost_counter``)
+``torch._weights_only_unpickler.``     a refused checkpoint's message lists only    every global is listed
+``_get_allowed_globals``               the globals torch would not import
+``nn.Module._call_impl``,              the innermost module of a failed forward     any frame whose ``self``
+``_wrapped_call_impl``                 comes from module *call* frames only         is a module of the tree
+``state_dict._metadata``               module versions travel with a copied state   (none: torch's own load
+                                       (torchvision's MNASNet refuses one without)  reads it there)
+=====================================  ===========================================  ==========================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+__all__ = [
+    "BATCH_NORMS",
+    "NORMS_WITH_STATS",
+    "allowed_unpickler_globals",
+    "counted_by_flop_counter",
+    "hidden_empty",
+    "innermost_counter",
+    "module_call_codes",
+    "public_only",
+    "state_dict_metadata",
+    "with_state_dict_metadata",
+]
+
+_PUBLIC_ONLY = False
+
+# torch's BatchNorm base classes are private (``_BatchNorm``, ``_NormBase``): their public
+# subclasses instead (timm's BatchNormAct2d subclasses nn.BatchNorm2d)
+BATCH_NORMS: tuple[type[nn.Module], ...] = (
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+    nn.LazyBatchNorm1d, nn.LazyBatchNorm2d, nn.LazyBatchNorm3d,
+)
+NORMS_WITH_STATS: tuple[type[nn.Module], ...] = (
+    *BATCH_NORMS, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
+    nn.LazyInstanceNorm1d, nn.LazyInstanceNorm2d, nn.LazyInstanceNorm3d,
+)
+
+
+@contextlib.contextmanager
+def public_only() -> Iterator[None]:
+    """Inside, every function here takes its public twin (what a torch without these names gets)."""
+    global _PUBLIC_ONLY
+    before, _PUBLIC_ONLY = _PUBLIC_ONLY, True
+    try:
+        yield
+    finally:
+        _PUBLIC_ONLY = before
+
+
+# --- FlopCounterMode's bookkeeping without dispatch ----------------------------------------
+def _current_dispatch_mode() -> Any:
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+    return _get_current_dispatch_mode()
+
+
+def counted_by_flop_counter() -> Any:
+    """Who watches the aten ops of this pass: ``None`` (no dispatch mode), a FlopCounterMode
+    whose ``_count_flops`` an answered op can be handed to, or ``False`` (another mode, a torch
+    without these names, or ``public_only``: the op must really run)."""
+    if _PUBLIC_ONLY:
+        return False
+    try:
+        mode = _current_dispatch_mode()
+    except Exception:  # noqa: BLE001 - a torch without it: take the public path
+        return False
+    if mode is None:
+        return None
+    # only a process that made a FlopCounterMode has imported its module (which imports
+    # triton: 0.2 s and 90 MB that a summary should not pay)
+    flop_counter = sys.modules.get("torch.utils.flop_counter")
+    counter = getattr(mode, "counter", None)
+    if flop_counter is not None and isinstance(counter, flop_counter.FlopCounterMode) \
+            and callable(getattr(counter, "_count_flops", None)):
+        return counter
+    return False
+
+
+def count_into(counter: Any, aten_op: Any, out: torch.Tensor, args: tuple[Any, ...]) -> bool:
+    """Hand one answered op to a counter from ``counted_by_flop_counter``; False (nothing
+    counted: the caller runs the real op instead) where the counter's bookkeeping raises."""
+    try:
+        counter._count_flops(aten_op, out, args, {})
+    except (AttributeError, TypeError, KeyError):  # another torch's signature
+        return False
+    return True
+
+
+def _python_key() -> Any:
+    try:
+        if hasattr(torch._C, "_ExcludeDispatchKeyGuard"):
+            return torch._C.DispatchKeySet(torch._C.DispatchKey.Python)
+    except (AttributeError, TypeError):  # pragma: no cover - another torch
+        pass
+    return None
+
+
+_PYTHON_KEY = _python_key()
+
+
+def _dispatch_modes_active() -> bool:
+    """Whether a dispatch mode is on the stack; True when this torch cannot say."""
+    count = getattr(torch._C, "_len_torch_dispatch_stack", None)
+    pre_dispatch = getattr(getattr(torch, "_ops", None), "_len_torch_dispatch_stack_pre_dispatch", None)
+    if count is None or pre_dispatch is None:
+        return True
+    return bool(count() > 0 or pre_dispatch() > 0)
+
+
+def hidden_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An empty meta tensor made where no dispatch mode sees it (the ``Python`` dispatch key
+    excluded for the call); the public twin makes it in the modes' sight."""
+    if _PUBLIC_ONLY or _PYTHON_KEY is None or not _dispatch_modes_active():
+        return torch.empty(shape, dtype=dtype, device="meta")
+    try:
+        with torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEY):
+            return torch.empty(shape, dtype=dtype, device="meta")
+    except (AttributeError, TypeError, RuntimeError):  # pragma: no cover - another torch
+        return torch.empty(shape, dtype=dtype, device="meta")
+
+
+# --- FlopCounterMode crediting each op to the innermost module ------------------------------
+def innermost_counter() -> tuple[Any, Callable[[], dict[str, int] | None]]:
+    """A FlopCounterMode, and a function that gives, after the pass, the FLOPs credited to
+    each innermost running module ("Global" outside any), or ``None`` where only the public
+    twin ran (the caller then subtracts the children's totals from FlopCounterMode's)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if _PUBLIC_ONLY:
+        counter = FlopCounterMode(display=False)
+        return counter, lambda: None
+    try:
+        counter = _make_innermost_counter()
+    except Exception:  # noqa: BLE001 - another torch: the public counter
+        counter = FlopCounterMode(display=False)
+        return counter, lambda: None
+    return counter, lambda: dict(counter.innermost) if counter.tracked else None
+
+
+def _make_innermost_counter() -> Any:
+    from torch.utils.flop_counter import FlopCounterMode
+    from torch.utils.module_tracker import ModuleTracker
+
+    class ForwardTracker(ModuleTracker):
+        """torch's module tracker for a pass without autograd: the same names and ``parents``
+        set, plus the stack of running calls; it skips the per-call ``tree_flatten`` of inputs
+        and outputs that only serves backward hooks, which never fire under ``no_grad``."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            # plain containers instead of its weak ones: the tracker lives for one pass
+            self._known_modules: dict[nn.Module, str] = {}  # type: ignore[assignment]
+            self._seen_modules: set[nn.Module] = set()  # type: ignore[assignment]
+            self.stack: list[str] = []  # names of the running module calls, innermost last
+
+        def _fw_pre_hook(self, mod: nn.Module, input: Any) -> None:  # noqa: A002 - torch's name
+            name = self._get_mod_name(mod)
+            self.parents.add(name)
+            self.stack.append(name)
+
+        def _fw_post_hook(self, mod: nn.Module, input: Any, output: Any) -> None:  # noqa: A002
+            name = self._get_mod_name(mod)
+            self.parents.discard(name)
+            # its own entry is the last one, unless a child raised and the parent caught it
+            for i in range(len(self.stack) - 1, -1, -1):
+                if self.stack[i] == name:
+                    del self.stack[i:]
+                    break
+
+    class Counter(FlopCounterMode):
+        """FlopCounterMode that also credits each counted op to the innermost running module:
+        its own per-key totals count an op for every module in ``parents``, so a module's own
+        FLOPs by subtraction go wrong for a module registered under two parents or called
+        from inside itself."""
+
+        def __init__(self) -> None:
+            super().__init__(display=False)
+            self.innermost: dict[str, int] = {}
+            self.tracked = False
+
+        def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
+            tracker = getattr(self, "mod_tracker", None)
+            if not isinstance(tracker, ForwardTracker):
+                return super()._count_flops(func_packet, out, args, kwargs)
+            totals = self.flop_counts["Global"]  # a defaultdict: .get leaves no zero entry behind
+            before = totals.get(func_packet, 0)
+            super()._count_flops(func_packet, out, args, kwargs)
+            added = totals.get(func_packet, 0) - before
+            if added:
+                key = tracker.stack[-1] if tracker.stack else "Global"
+                self.innermost[key] = self.innermost.get(key, 0) + added
+            return out
+
+    if not callable(getattr(ModuleTracker, "_get_mod_name", None)):
+        raise AttributeError("ModuleTracker._get_mod_name")
+    counter = Counter()
+    if type(getattr(counter, "mod_tracker", None)) is not ModuleTracker:
+        raise AttributeError("FlopCounterMode.mod_tracker")
+    counter.mod_tracker = ForwardTracker()
+    counter.tracked = True
+    return counter
+
+
+# --- the rest: messages and metadata ---------------------------------------------------------
+def allowed_unpickler_globals() -> set[str]:
+    """The globals torch's weights-only unpickler imports by default; empty (every global
+    counts as refused) where this torch does not say."""
+    if _PUBLIC_ONLY:
+        return set()
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        return set(_get_allowed_globals())
+    except Exception:  # noqa: BLE001 - a private helper: without it, every global counts
+        return set()
+
+
+def module_call_codes() -> frozenset[Any]:
+    """The code objects of a module *call* (``module(x)``), whatever its ``forward`` looks
+    like; empty where this torch has other names (then any frame of a module counts)."""
+    if _PUBLIC_ONLY:
+        return frozenset()
+    return frozenset(
+        f.__code__ for name in ("_call_impl", "_wrapped_call_impl")
+        if (f := getattr(nn.Module, name, None)) is not None and hasattr(f, "__code__")
+    )
+
+
+def state_dict_metadata(state: Mapping[str, Any]) -> Any:
+    """The per-module version metadata ``nn.Module.state_dict`` attaches (``None`` if none)."""
+    return getattr(state, "_metadata", None)
+
+
+def with_state_dict_metadata(state: Any, metadata: Any) -> Any:
+    """``state`` carrying ``metadata``, as ``load_state_dict`` reads it."""
+    if metadata is not None:
+        state._metadata = metadata
+    return state
