@@ -262,8 +262,9 @@ class _MetaShapeOnly(TorchFunctionMode):
     convolution, pooling, batch norm, most activations, broadcasting arithmetic and
     concatenation are Python functions. The first one a process runs imports sympy (0.4 s,
     through ``torch._check``) or ``torch._dynamo`` (1.5-5 s, through ``_disable_dynamo``), and
-    each later call costs 0.1-3 ms against ~0.01 ms here, so a meta forward pass of MobileNet
-    v2 was slower than a real CPU pass. The shapes here follow the PyTorch docs' formulas
+    each later call costs 0.1-3 ms against ~0.01 ms here: without this mode a meta forward
+    pass of MobileNet v2 is slower than a real CPU pass (benchmarks/private_paths.py and the
+    ``summary`` benchmark measure both). The shapes here follow the PyTorch docs' formulas
     (``conformance.formulas.layers.conv2d_out`` / ``pool2d_out``); tests hold them equal to
     the meta kernels over random hyper-parameters and every built-in architecture.
 
@@ -540,9 +541,8 @@ def run_forward(module: nn.Module, inputs: Sequence[torch.Tensor], rows: Sequenc
 
     On meta inputs a few shape-preserving ops skip their slow meta kernels (``_MetaShapeOnly``).
     The failing module is found after the fact, from the exception's traceback
-    (``_innermost_module``), so a pass that succeeds runs no bookkeeping hooks: a pre-hook and
-    a hook on every module, called on every module call, were about 40 % of a meta pass over
-    MobileNet v2 with no other hook.
+    (``_innermost_module``), so a pass that succeeds runs no bookkeeping hooks (a pre-hook and
+    a hook on every module cost about 40 % of a meta pass over MobileNet v2).
     """
     shape_only = _MetaShapeOnly() if inputs and all(x.is_meta for x in inputs) else contextlib.nullcontext()
     try:
