@@ -372,6 +372,26 @@ def test_a_verdict_without_explanation_is_refused() -> None:
         silent.evaluate()
 
 
+def test_a_failing_verdict_needs_a_correction_and_a_holding_one_none() -> None:
+    uncorrected = Claim("uncorrected", "test", "test", "fails", 1, lambda: 2, lambda c, m: (False, "two, not one"))
+    with pytest.raises(ClaimError, match="and a correction"):
+        uncorrected.evaluate()
+    corrected = Claim("over", "test", "test", "holds", 1, lambda: 1, lambda c, m: (True, "", "2"))
+    with pytest.raises(ClaimError, match="needs no correction"):
+        corrected.evaluate()
+    result = Claim("fixed", "test", "test", "fails", 1, lambda: 2, exact()).evaluate()
+    assert (result.verdict, result.correction) == (False, "2")
+
+
+def test_only_a_tutorial_claim_has_a_section() -> None:
+    with pytest.raises(ValueError, match="names its section"):
+        Claim("orphan", "test", "tutorial", "no section", 1, lambda: 1, exact())
+    with pytest.raises(ValueError, match="names its section"):
+        Claim("credited", "test", "He et al. 2015", "a paper's", 1, lambda: 1, exact(), section="VGGNet (2014)")
+    with pytest.raises(ValueError, match="basis must be one of"):
+        Claim("basis", "test", "paper", "guessed", 1, lambda: 1, exact(), basis="guessed")  # type: ignore[arg-type]
+
+
 # --- exhibits: closed forms vs modules, beyond the catalogue's own inputs ----------------------------
 
 
@@ -437,7 +457,8 @@ def test_json_has_exactly_the_documented_keys(results: list[Any]) -> None:
     data = json.loads(render_json(results))
     assert [d["id"] for d in data] == [c.id for c in CLAIMS]
     for d in data:
-        assert list(d) == ["id", "source", "statement", "claimed", "measured", "verdict", "explanation"]
+        assert list(d) == ["id", "source", "statement", "claimed", "measured", "verdict", "explanation",
+                           "section", "basis", "correction", "evidence"]
         assert d["verdict"] in (True, False, "conditional")
         assert d["source"] and d["statement"]
 

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from ..formulas.layers import Tracer, conv2d_out, conv2d_params
 from ._measure import meta_out_shape, meta_params, meta_spatial_trace, receptive_field_by_gradient
-from .claim import CONDITIONAL, Claim, Verdict, agree, exact, fmt
+from .claim import CONDITIONAL, Claim, Judged, agree, exact, fmt
 from .exhibits import InceptionModule, conv_stack, separable_pair
 
 __all__ = ["CLAIMS", "RATIO_FORMULAS", "RATIO_GRID", "STACK_CASES"]
@@ -48,14 +48,14 @@ def _three_3x3() -> dict[str, Any]:
     return {"16→32→32→32": total, "per conv": per_conv}
 
 
-def _three_3x3_judge(claimed: int, measured: dict[str, Any]) -> tuple[Verdict, str]:
+def _three_3x3_judge(claimed: int, measured: dict[str, Any]) -> Judged:
     total, per_conv = measured["16→32→32→32"], measured["per conv"]
     if claimed == total:
         return True, ""
     return False, (
         f"3·3·16·32·3 counts three 16→32 convs, which cannot be chained (the second and third "
         f"receive 32 channels); the stack 16→32→32→32 has {' + '.join(fmt(p) for p in per_conv)} = {fmt(total)}"
-    )
+    ), fmt(total)
 
 
 # (C_in, C_out) cases for "three 3x3 have fewer weights than one 7x7": the first conv changes
@@ -70,23 +70,25 @@ def _fewer_cases() -> dict[str, list[int]]:
     }
 
 
-def _fewer_judge(claimed: str, measured: dict[str, list[int]]) -> tuple[Verdict, str]:
+def _fewer_judge(claimed: str, measured: dict[str, list[int]]) -> Judged:
     fewer = [case for case, (stack, single) in measured.items() if stack < single]
     more = [case for case in measured if case not in fewer]
     if claimed == "never fewer":
-        return (True, "") if not fewer else (False, f"the stack has fewer weights for {', '.join(fewer)}")
+        if not fewer:
+            return True, ""
+        return False, f"the stack has fewer weights for {', '.join(fewer)}", "fewer where 9·C_out < 20·C_in"
     if claimed != "always fewer":
         raise ValueError(f"claimed must be 'always fewer' or 'never fewer', got {claimed!r}")
     if not more:
         return True, ""
     if not fewer:
-        return False, f"the stack has more weights in every case measured ({', '.join(more)})"
+        return False, f"the stack has more weights in every case measured ({', '.join(more)})", "never fewer"
     worst = more[0]
     return CONDITIONAL, (
         f"with the first conv changing the width, 9·C_in·C_out + 18·C_out² < 49·C_in·C_out only when "
         f"9·C_out < 20·C_in (C→C: 27C² vs 49C²); for {worst.split(',')[0]} the stack has "
         f"{fmt(measured[worst][0])} weights, the 7x7 {fmt(measured[worst][1])}"
-    )
+    ), "when 9·C_out < 20·C_in"
 
 
 def _vgg_coefficients() -> dict[str, int]:
@@ -196,7 +198,7 @@ def _ratios() -> dict[str, str]:
     return out
 
 
-def _ratio_judge(claimed: str, measured: dict[str, str]) -> tuple[Verdict, str]:
+def _ratio_judge(claimed: str, measured: dict[str, str]) -> Judged:
     formula = RATIO_FORMULAS[claimed]
     wrong = [
         f"{label}: {value}, not {formula(*cfg)}"
@@ -205,7 +207,7 @@ def _ratio_judge(claimed: str, measured: dict[str, str]) -> tuple[Verdict, str]:
     ]
     if not wrong:
         return True, ""
-    return False, f"{len(wrong)} of {len(RATIO_GRID)} configurations differ ({wrong[0]})"
+    return False, f"{len(wrong)} of {len(RATIO_GRID)} configurations differ ({wrong[0]})", "1/C_out + 1/k²"
 
 
 CLAIMS: tuple[Claim, ...] = (

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.autograd.functional import jacobian
 
 from .. import gradflow
-from .claim import CONDITIONAL, Claim, ClaimError, Verdict, agree, fmt, rounded
+from .claim import CONDITIONAL, Claim, ClaimError, Judged, agree, fmt, rounded
 
 __all__ = ["CLAIMS", "DIRECTION_THRESHOLD", "GRADIENT_BANDS"]
 
@@ -70,7 +70,7 @@ def _direction(gain: float) -> str:
     return "vanish" if gain < 1 / DIRECTION_THRESHOLD else "constant"
 
 
-def _naive_judge(claimed: str, measured: dict[str, float]) -> tuple[Verdict, str]:
+def _naive_judge(claimed: str, measured: dict[str, float]) -> Judged:
     settings: dict[str, set[str]] = {}
     for key, gain in measured.items():
         settings.setdefault(key.split(",")[0], set()).add(_direction(gain))
@@ -78,12 +78,13 @@ def _naive_judge(claimed: str, measured: dict[str, float]) -> tuple[Verdict, str
     if all(holds.values()):
         return True, ""
     if not any(holds.values()):
-        return False, f"measured {', '.join(f'{s}: {sorted(d)}' for s, d in settings.items())}"
+        text = f"measured {', '.join(f'{s}: {sorted(d)}' for s, d in settings.items())}"
+        return False, text, text
     return CONDITIONAL, (
         f"holds without BN, and only as explosion: each layer multiplies both second moments by "
         f"~{measured['no BN, forward']:.0f} = 4.5·C (C = {WIDTH}) relative to He init, never shrinking them; with BN "
         "after every conv the weight scale cancels in train mode (factor 1.0)"
-    )
+    ), f"in nets without BN, where N(0, 1) weights explode (x{measured['no BN, forward']:.0f} per layer); BN cancels the scale"
 
 
 # --- the residual Jacobian ----------------------------------------------------------------------------
@@ -144,17 +145,18 @@ def _jacobian_rows() -> dict[str, float]:
     return out
 
 
-def _jacobian_judge(claimed: float, measured: dict[str, float]) -> tuple[Verdict, str]:
+def _jacobian_judge(claimed: float, measured: dict[str, float]) -> Judged:
     holds = {k: v == claimed for k, v in measured.items()}
     if all(holds.values()):
         return True, ""
     if not any(holds.values()):
-        return False, f"fractions of rows equal to J_F + I: {fmt(measured)}"
+        text = f"fractions of rows equal to J_F + I: {fmt(measured)}"
+        return False, text, text
     pre, post = measured.values()
     return CONDITIONAL, (
         "exact for a block that returns f(x) + x (the pre-activation block); torchvision's BasicBlock returns "
         f"relu(f(x) + x), whose Jacobian keeps the '+1' only on positive outputs ({post:.0%} of them here)"
-    )
+    ), "for a block that returns f(x) + x; after a final ReLU only on the outputs that are positive"
 
 
 # --- the shortcut and vanishing gradients -------------------------------------------------------------
@@ -186,7 +188,7 @@ def _shortcut() -> dict[str, float]:
     return out
 
 
-def _shortcut_judge(claimed: dict[str, str], measured: dict[str, float]) -> tuple[Verdict, str]:
+def _shortcut_judge(claimed: dict[str, str], measured: dict[str, float]) -> Judged:
     per_init: dict[str, bool] = {}
     for key, ratio in measured.items():
         init, arch = key.split(", ")[0], key.split(", ")[1]
@@ -194,14 +196,15 @@ def _shortcut_judge(claimed: dict[str, str], measured: dict[str, float]) -> tupl
     if all(per_init.values()):
         return True, ""
     if not any(per_init.values()):
-        return False, f"first-layer over last-layer gradient RMS: {fmt(measured)}"
+        text = f"first-layer over last-layer gradient RMS: {fmt(measured)}"
+        return False, text, text
     m = {k.split(", ")[0] + ", " + k.split(", ")[1]: v for k, v in measured.items()}
     return CONDITIONAL, (
         f"holds where the plain net's gradient vanishes (PyTorch default init: {m['PyTorch default init, plain']:.2g} "
         f"of the last layer's over 32 layers; with shortcuts {m['PyTorch default init, residual']:.2g}); "
         f"with He init the plain net does not vanish ({m['He init, plain']:.2g}) and the unnormalised shortcut "
         f"doubles the gradient's second moment per block ({m['He init, residual']:.3g} after 16)"
-    )
+    ), "where the plain net's gradient vanishes (PyTorch's default init); with He init it does not vanish without shortcuts"
 
 
 CLAIMS: tuple[Claim, ...] = (

@@ -21,7 +21,7 @@ from ..formulas.layers import conv2d_macs, conv2d_out
 from ..layer_table import build_on_meta
 from ..macs import count_flops
 from ._measure import meta_macs, meta_params
-from .claim import CONDITIONAL, Claim, Verdict, agree, fmt, rounded, within
+from .claim import CONDITIONAL, Claim, Judged, agree, fmt, rounded, within
 from .exhibits import ConvMobileNet, conv_mobilenet_plan, vgg_c_features, vgg_c_plan
 
 __all__ = ["CLAIMS", "TABLE2"]
@@ -77,19 +77,22 @@ def _savings() -> dict[str, Any]:
     return {"per block": per_block, "whole network": rounded(whole)}
 
 
-def _savings_judge(claimed: list[float], measured: dict[str, Any]) -> tuple[Verdict, str]:
+def _savings_judge(claimed: list[float], measured: dict[str, Any]) -> Judged:
     lo, hi = claimed
     ratios = [*measured["per block"], measured["whole network"]]
     inside = [lo <= r <= hi for r in ratios]
     if all(inside):
         return True, ""
     if not any(inside):
-        return False, f"every block saves outside {fmt(lo)}-{fmt(hi)}x ({fmt(measured['per block'])})"
+        return (
+            False, f"every block saves outside {fmt(lo)}-{fmt(hi)}x ({fmt(measured['per block'])})",
+            f"{min(ratios):g}-{max(ratios):g}x",
+        )
     outside = [f"block {i + 1} ({r:g}x)" for i, r in enumerate(measured["per block"]) if not lo <= r <= hi]
     return CONDITIONAL, (
         f"the saving per 3x3 layer is 1/(1/C_out + 1/9): within {fmt(lo)}-{fmt(hi)}x for the whole network "
         f"({measured['whole network']:g}x) and C_out >= 72, but not for {', '.join(outside)}"
-    )
+    ), f"for the whole network and every block with C_out >= 72; {', '.join(outside)} saves less"
 
 
 # --- Table 4: Conv MobileNet ---------------------------------------------------------------------
@@ -100,7 +103,7 @@ def _conv_mobilenet_macs() -> dict[str, int]:
     return {"with the FC layer": m["mult-adds"], "without it": m["mult-adds"] - m["fc mult-adds"]}
 
 
-def _conv_macs_judge(claimed: float, measured: dict[str, int]) -> tuple[Verdict, str]:
+def _conv_macs_judge(claimed: float, measured: dict[str, int]) -> Judged:
     ok = {k: abs(v - claimed) <= 0.5e6 for k, v in measured.items()}
     if all(ok.values()):
         return True, ""
@@ -109,8 +112,9 @@ def _conv_macs_judge(claimed: float, measured: dict[str, int]) -> tuple[Verdict,
             f"holds only without the final FC layer's mult-adds ({measured['with the FC layer'] / 1e6:,.1f}M with them), "
             f"a convention under which MobileNet itself would have {(_mobilenet()['mult-adds'] - _conv_mobilenet()['fc mult-adds']) / 1e6:,.1f}M, "
             "not Table 4's 569M"
-        )
-    return False, f"{measured['with the FC layer'] / 1e6:,.1f}M with the FC layer, {measured['without it'] / 1e6:,.1f}M without"
+        ), f"without the FC layer; with it {measured['with the FC layer'] / 1e6:,.1f}M"
+    text = f"{measured['with the FC layer'] / 1e6:,.1f}M with the FC layer, {measured['without it'] / 1e6:,.1f}M without"
+    return False, text, text
 
 
 # --- Table 2: resources per layer type ------------------------------------------------------------
@@ -161,7 +165,7 @@ def _table2() -> dict[str, list[float]]:
     return {k: [round(100 * v[i] / totals[i], 2) for i in (0, 1)] for k, v in inst.items()}
 
 
-def _table2_judge(claimed: dict[str, list[float]], measured: dict[str, list[float]]) -> tuple[Verdict, str]:
+def _table2_judge(claimed: dict[str, list[float]], measured: dict[str, list[float]]) -> Judged:
     columns = ("mult-adds", "parameters")
     wrong = [(k, i) for k in claimed for i in (0, 1) if abs(claimed[k][i] - measured[k][i]) > 0.005]
     if not wrong:
@@ -173,7 +177,8 @@ def _table2_judge(claimed: dict[str, list[float]], measured: dict[str, list[floa
         printed_sum = sum(v[i] for v in claimed.values())
         parts.append(f"{k} {columns[i]}: {b}%, not {a}%{swapped}; the printed column sums to {printed_sum:.2f}%")
     held = 2 * len(claimed) - len(wrong)
-    return False, f"{held} of {2 * len(claimed)} entries hold to 2 decimals; " + "; ".join(parts)
+    fixes = "; ".join(f"{k} {columns[i]} {measured[k][i]:.2f}%" for k, i in wrong)
+    return False, f"{held} of {2 * len(claimed)} entries hold to 2 decimals; " + "; ".join(parts), fixes
 
 
 # --- VGG Table 2 ------------------------------------------------------------------------------------
@@ -195,11 +200,11 @@ def _vgg_params() -> dict[str, int]:
     return out
 
 
-def _vgg_judge(claimed: dict[str, float], measured: dict[str, int]) -> tuple[Verdict, str]:
+def _vgg_judge(claimed: dict[str, float], measured: dict[str, int]) -> Judged:
     wrong = [f"{k}: {fmt(measured[k])}, not {fmt(v)}M" for k, v in claimed.items() if abs(measured[k] - v * 1e6) > 0.5e6]
     if not wrong:
         return True, ""
-    return False, "rounded to millions, " + "; ".join(wrong)
+    return False, "rounded to millions, " + "; ".join(wrong), "; ".join(f"{k}: {measured[k] / 1e6:.0f}M" for k in claimed)
 
 
 CLAIMS: tuple[Claim, ...] = (

@@ -32,7 +32,8 @@ def render_table(results: Sequence[Result], *, width: int = 44) -> str:
     notes = [r for r in results if r.verdict is not True]
     if notes:
         out += ["", "Why:"]
-        out += [f"  {r.id} ({verdict_label(r.verdict)}): {r.explanation}" for r in notes]
+        for r in notes:
+            out += [f"  {r.id} ({verdict_label(r.verdict)}): {r.explanation}", f"    would hold: {r.correction}"]
     return "\n".join(out) + "\n"
 
 
@@ -61,10 +62,12 @@ def render_markdown(results: Sequence[Result]) -> str:
         f"{len(results)} claims: {counts[True]} hold, {counts[False]} do not hold, "
         f"{counts['conditional']} hold only under a condition.",
         "",
-        "| id | verdict | statement | claimed | measured | explanation | source |",
-        "|---|---|---|---|---|---|---|",
+        "| id | verdict | statement | claimed | measured | explanation | would hold | source |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        cells = (f"`{r.id}`", f"**{verdict_label(r.verdict)}**", r.statement, fmt(r.claimed), fmt(r.measured), r.explanation or "", r.source)
+        source = f"{r.source}, {r.section} ({r.basis})" if r.section else f"{r.source} ({r.basis})"
+        cells = (f"`{r.id}`", f"**{verdict_label(r.verdict)}**", r.statement, fmt(r.claimed), fmt(r.measured),
+                 r.explanation or "", r.correction, source)
         out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(out) + "\n"

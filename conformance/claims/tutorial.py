@@ -32,7 +32,7 @@ from ._measure import (
     receptive_field_by_gradient,
     torchvision_factory,
 )
-from .claim import Claim, ClaimError, Verdict, agree, exact, fmt
+from .claim import Claim, ClaimError, Judged, agree, exact, fmt
 from .exhibits import (
     INCEPTION_3A_TUTORIAL_ARGS,
     TutorialInception,
@@ -92,7 +92,7 @@ def _inception_params() -> dict[str, int]:
     return {"tutorial class": agree("tutorial Inception params", inst, closed), "paper module": _paper_3a_params()}
 
 
-def _inception_params_judge(claimed: float, measured: dict[str, int]) -> tuple[Verdict, str]:
+def _inception_params_judge(claimed: float, measured: dict[str, int]) -> Judged:
     got = measured["tutorial class"]
     if abs(got - claimed * 1024) <= 1024:
         return True, ""
@@ -100,7 +100,7 @@ def _inception_params_judge(claimed: float, measured: dict[str, int]) -> tuple[V
         f"with 3a's arguments the class has {fmt(got)} parameters ({got / 1024:.1f}K): its 64-wide "
         f"reductions (paper: 96 and 16) and 3x3 'ch5x5' conv shrink branches 2 and 3; the paper's "
         f"module has {fmt(measured['paper module'])} ({measured['paper module'] / 1024:.1f}K)"
-    )
+    ), f"{fmt(got)}"
 
 
 def _inception_channels() -> int:
@@ -136,7 +136,7 @@ def _mobilenet_cost(stem: tuple[int, int], head: str) -> dict[str, int]:
     return {"params": params, "mult-adds": macs, "fc params": fc}
 
 
-def _paper_judge(claimed: dict[str, float], measured: dict[str, int]) -> tuple[Verdict, str]:
+def _paper_judge(claimed: dict[str, float], measured: dict[str, int]) -> Judged:
     """Howard et al. round params to 0.1M and mult-adds to 1M (cnn_models.mobilenet_v1's spec)."""
     ok_p = abs(measured["params"] - claimed["params"]) <= 0.05e6
     ok_m = abs(measured["mult-adds"] - claimed["mult-adds"]) <= 1e6
@@ -148,7 +148,7 @@ def _paper_judge(claimed: dict[str, float], measured: dict[str, int]) -> tuple[V
         "AvgPool2d(2) leaves 7·7·1024 features for the Linear (the paper pools globally to 1024), and the "
         f"stride-1 unpadded stem keeps 222x222 maps where the paper's stride 2 gives 112x112 "
         f"({measured['mult-adds'] / claimed['mult-adds']:.1f}x the mult-adds)"
-    )
+    ), f"{fmt(measured['params'])} parameters, {fmt(measured['mult-adds'])} mult-adds"
 
 
 # --- torchsummary totals and MB lines -------------------------------------------------------
@@ -201,7 +201,7 @@ def _he_law() -> dict[str, Any]:
     return {"law": law, "convs": len(convs), "convs with C_in ≠ C_out": len(differ)}
 
 
-def _he_judge(claimed: str, measured: dict[str, Any]) -> tuple[Verdict, str]:
+def _he_judge(claimed: str, measured: dict[str, Any]) -> Judged:
     if claimed == measured["law"]:
         return True, ""
     return False, (
@@ -209,7 +209,7 @@ def _he_judge(claimed: str, measured: dict[str, Any]) -> tuple[Verdict, str]:
         f"the two stds coincide only on the {measured['convs'] - measured['convs with C_in ≠ C_out']} of "
         f"{measured['convs']} resnet18 convs with C_in = C_out (the 7x7 stem, 3→64: √(2/147) = {math.sqrt(2 / 147):.3f} "
         f"by fan_in, √(2/3136) = {math.sqrt(2 / 3136):.3f} by fan_out)"
-    )
+    ), "fan_out"
 
 
 CLAIMS: tuple[Claim, ...] = (
