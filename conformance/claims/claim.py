@@ -111,6 +111,7 @@ class Result:
     basis: Basis = "stated"
     correction: str = ""
     evidence: str = ""
+    group: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -125,6 +126,7 @@ class Result:
             "basis": self.basis,
             "correction": self.correction,
             "evidence": self.evidence,
+            "group": self.group,
         }
 
 
@@ -173,7 +175,7 @@ class Claim:
             raise ClaimError(f"{self.id}: a statement that holds needs no correction, got {correction!r}")
         return Result(
             self.id, self.source, self.statement, value, measured, verdict, why,
-            section=self.section, basis=self.basis, correction=correction, evidence=self.evidence,
+            section=self.section, basis=self.basis, correction=correction, evidence=self.evidence, group=self.group,
         )
 
 
