@@ -465,7 +465,9 @@ CASES: dict[str, Case] = {
     ),
     **_table_cases("mobilenet", 69, MOBILENET_TUTORIAL[0], {"Input size (MB)": 0.57, "Forward/backward pass size (MB)": 386.72,
                                                             "Params size (MB)": 203.64, "Estimated Total Size (MB)": 590.94}),
-    # closing
+    # the chapter: arXiv 1409.1556, 1409.4842, 1512.03385, 1704.04861 (YYMM)
+    "model-years": Case({"VGGNet": 2014, "GoogLeNet": 2014, "ResNet": 2015, "MobileNet": 2017}, True,
+                        {"VGGNet": 2014, "GoogLeNet": 2014, "ResNet": 2016, "MobileNet": 2017}, False),
     "parameters-fall-along-chapter": Case(
         {"VGG16 (2014)": tv_params("vgg16"), "GoogLeNet (2014)": _googlenet_paper_params(), "ResNet-18 (2015)": tv_params("resnet18"),
          "MobileNet (2017)": MOBILENET_PAPER[0]},
@@ -676,3 +678,9 @@ def test_cli_json_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_unknown_id_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="--id: no claim 'nope'"):
         _run_cli("--id", "nope")
+
+
+def test_vgg16_forward_backward_line_by_hand() -> None:
+    """torchsummary's rule (|2 · Σ row sizes| · 4 bytes / 1024²) over VGG16's rows written out by
+    hand gives the tutorial's printed 218.78 MB."""
+    assert round(2 * 4 * vgg16_rows_by_hand() / 2**20, 2) == _printed("vgg16")["mb"]["Forward/backward pass size (MB)"]

@@ -19,8 +19,8 @@ from .sections import SECTIONS
 __all__ = ["CLAIMS", "evaluate", "get_claim"]
 
 _ALL: tuple[Claim, ...] = (
-    *vggnet.CLAIMS, *googlenet.CLAIMS, *resnet.CLAIMS, *gradients.CLAIMS, *mobilenet.CLAIMS, *tables.CLAIMS,
-    *chapter.CLAIMS, *deviations.CLAIMS, *papers.CLAIMS,
+    *vggnet.CLAIMS, *googlenet.CLAIMS, *resnet.CLAIMS, *mobilenet.CLAIMS, *tables.CLAIMS, *chapter.CLAIMS,
+    *deviations.CLAIMS, *papers.CLAIMS, *gradients.CLAIMS,
 )
 # the tutorial's claims by section (stable within one), then the others in module order
 CLAIMS: tuple[Claim, ...] = tuple(sorted(_ALL, key=lambda c: SECTIONS.index(c.section) if c.section else len(SECTIONS)))

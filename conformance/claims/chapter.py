@@ -1,18 +1,24 @@
-"""The tutorial's closing remarks: CNNs developed while cutting parameters (one model per paper of
-the chapter, in the order of the papers, as the papers define them: registered specs, on meta and
-by closed form; for ResNet the smallest the tutorial prints, ResNet-18).
+"""Claims about the whole chapter: the years its headings give the four models (from the papers'
+arXiv identifiers) and its closing remark that CNNs developed while cutting parameters (one model
+per paper of the chapter, in the order of the papers, as the papers define them: registered specs,
+on meta and by closed form; for ResNet the smallest the tutorial prints, ResNet-18).
 """
 
 from __future__ import annotations
 
-from .claim import CONDITIONAL, TUTORIAL, Claim, Judgement, fmt
+from .claim import CONDITIONAL, TUTORIAL, Claim, Judgement, exact, fmt
 from .mobilenet import chapter_params
-from .sections import CLOSING
+from .records import RECORDS, record
+from .sections import CLOSING, INTRODUCTION
 
 __all__ = ["CLAIMS", "YEARS"]
 
-GROUP = "tutorial: closing"
+GROUP = "tutorial: the chapter"
 YEARS = {"VGG16": 2014, "GoogLeNet": 2014, "ResNet-18": 2015, "MobileNet": 2017}
+
+
+def _years() -> dict[str, int]:
+    return {model: 2000 + int(arxiv[:2]) for model, arxiv in record("arxiv-ids").items()}
 
 
 def _course() -> dict[str, int]:
@@ -46,6 +52,12 @@ def _course_judge(claimed: str, measured: dict[str, int]) -> Judgement:
 
 
 CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        "model-years", GROUP, TUTORIAL,
+        "Its headings date the four models: VGGNet 2014, GoogLeNet / Inception 2014, ResNet 2015, MobileNet 2017.",
+        {"VGGNet": 2014, "GoogLeNet": 2014, "ResNet": 2015, "MobileNet": 2017}, _years, exact(),
+        section=INTRODUCTION, evidence=RECORDS["arxiv-ids"].citation,
+    ),
     Claim(
         "parameters-fall-along-chapter", GROUP, TUTORIAL,
         "Along this course, CNNs developed while cutting their parameters (one model per paper of the chapter, "

@@ -26,7 +26,7 @@ from .claim import CONDITIONAL, Claim, ClaimError, Judged, agree, exact, fmt
 
 __all__ = ["CLAIMS"]
 
-GROUP = "torchvision vs papers"
+GROUP = "torchvision against the papers"
 SIZE = (3, 224, 224)
 
 

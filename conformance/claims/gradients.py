@@ -28,7 +28,8 @@ from .sections import HE_INIT, RESIDUAL
 
 __all__ = ["CLAIMS", "DIRECTION_THRESHOLD", "GRADIENT_BANDS"]
 
-GROUP = "gradient flow"
+GROUP = "tutorial: ResNet"  # the tutorial's claims here belong to its ResNet sections
+PAPERS = "The papers' own numbers"  # He et al. 2015's claim
 WIDTH, SEEDS, BATCH = 32, 3, 8
 DEPTH = 10  # layers of the plain nets compared for the naive-init claim
 # Per-layer factor of a second moment beyond which a net "explodes" (below 1/x: "vanishes").
@@ -255,33 +256,33 @@ def _plain_judge(claimed: dict[str, str], measured: dict[str, float]) -> Judgeme
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(
-        "deep-plain-gradients-vanish", "tutorial: ResNet", TUTORIAL,
+        "deep-plain-gradients-vanish", GROUP, TUTORIAL,
         "Made too deep, a network's gradient vanishes in backpropagation (measured on 32-layer plain ReLU conv "
         "nets without BN; vanished: the first layer's gradient RMS below 0.01 of the last's).",
         {"PyTorch default init": "vanishes", "He init": "vanishes"}, _plain, _plain_judge, section=RESIDUAL,
     ),
     Claim(
-        "residual-jacobian", "tutorial: ResNet", TUTORIAL,
+        "residual-jacobian", GROUP, TUTORIAL,
         "Differentiating the residual module in backpropagation gives d/dx (f(x) + x) = d/dx f(x) + 1: one more "
         "than usual (on every output).",
         1.0, _jacobian_rows, _jacobian_judge, section=RESIDUAL,
     ),
     Claim(
-        "shortcut-keeps-gradients", "tutorial: ResNet", TUTORIAL,
+        "shortcut-keeps-gradients", GROUP, TUTORIAL,
         "This stops the gradient from vanishing and lets networks grow deeper: in a deep plain net the first "
         "layer's gradient vanishes, with shortcuts it stays alive (RMS ratio to the last layer's between 0.01 "
         "and 100).",
         {"plain": "vanishes", "residual": "alive"}, _shortcut, _shortcut_judge, section=RESIDUAL,
     ),
     Claim(
-        "he-init-best-for-relu", "tutorial: ResNet", TUTORIAL,
+        "he-init-best-for-relu", GROUP, TUTORIAL,
         "For ReLU networks the best initial weights are He's: N(0, √(2/n)), n the nodes the previous layer passes "
         "in (best: keeps E[y²] constant from layer to layer, He et al. 2015's criterion; 10-layer plain ReLU "
         "conv nets without BN).",
         SCALES["he_fan_in"], _scales, _scales_judge, section=HE_INIT,
     ),
     Claim(
-        "naive-init-explodes", GROUP, "He et al. 2015, Section 2.2 (Eqs. 10 and 14); conformance/gradflow/theory.py",
+        "naive-init-explodes", PAPERS, "He et al. 2015, Section 2.2 (Eqs. 10 and 14); conformance/gradflow/theory.py",
         "Unless ½·n·Var[w] = 1, a ReLU net's signal is magnified or reduced exponentially with depth: conv weights "
         "drawn from N(0, 1) instead of N(0, 2/fan_in) make its activations and gradients explode or vanish.",
         "explode or vanish", _naive_vs_he, _naive_judge,

@@ -195,7 +195,7 @@ def _vs_paper_judge(claimed: dict[str, float], measured: dict[str, Any]) -> Judg
 CLAIMS: tuple[Claim, ...] = (
     Claim(
         "mobilenet-lightweight", GROUP, TUTORIAL,
-        "MobileNet is a model made light: it has the fewest parameters of the chapter's models.",
+        "MobileNet is a model made light (measured: the fewest parameters of the chapter's models).",
         "MobileNet", _lightest, _lightest_judge, section=MOBILENET,
     ),
     Claim(

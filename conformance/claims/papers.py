@@ -28,7 +28,7 @@ from .vggnet import conv_stack_params, vgg_coefficients
 
 __all__ = ["CLAIMS", "RATIO_FORMULAS", "RATIO_GRID", "TABLE2"]
 
-GROUP = "papers' own numbers"
+GROUP = "The papers' own numbers"
 SIZE = (3, 224, 224)
 MOBILENET_T1 = "Howard et al. 2017 (MobileNets), Tables 1 and 7"
 MOBILENET_T4 = "Howard et al. 2017 (MobileNets), Table 4"

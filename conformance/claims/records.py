@@ -59,6 +59,11 @@ RECORDS: MappingProxyType[str, Record] = MappingProxyType({
         "Ioffe & Szegedy 2015; He et al. 2016, Section 3.4, adopts BN right after each conv and before the "
         "activation, citing it",
     ),
+    "arxiv-ids": Record(
+        {"VGGNet": "1409.1556", "GoogLeNet": "1409.4842", "ResNet": "1512.03385", "MobileNet": "1704.04861"},
+        "the papers' arXiv identifiers (YYMM.NNNNN: year and month of first submission); the tutorial links "
+        "1512.03385 and 1704.04861 itself",
+    ),
     "init-before-he": Record(
         {"Krizhevsky et al. 2012": 0.01, "Simonyan & Zisserman 2015": 0.1},
         "Krizhevsky et al. 2012, Section 5 (zero-mean Gaussian, std 0.01); Simonyan & Zisserman 2015, "

@@ -100,6 +100,6 @@ def render_markdown(results: Sequence[Result]) -> str:
     for r in others:
         groups.setdefault(r.group, []).append(r)
     for group, claims in groups.items():
-        out += ["", f"## {group[:1].upper()}{group[1:]}", ""]
+        out += ["", f"## {group}", ""]
         out += _rows(claims, source=True)
     return "\n".join(out) + "\n"

@@ -134,7 +134,7 @@ NOT_JUDGED: tuple[Unjudged, ...] = (
     Unjudged(
         MOBILENET,
         "MobileNet is used as the backbone where speed matters, such as object detection.",
-        "a statement about practice in the field (Howard et al. 2017, Section 4.7, use it in SSD and Faster R-CNN)",
+        "a statement about practice in the field (Howard et al. 2017 use it in SSD and Faster R-CNN on COCO)",
     ),
     Unjudged(
         MOBILENET_COMPARISON,
