@@ -5,7 +5,9 @@ and the CLI module.
 
 Independent sources: closed forms written out in this file (conv ``k²·C_in·C_out``, output
 size ``(H + 2p - k) // s + 1``, receptive field ``1 + Σ(k - 1)``), torchvision's weights meta
-(``num_params``, ``_ops``) read live, the papers' tables, and He et al. 2015's variance law.
+(``num_params``, ``_ops``) read live, the papers' tables and text (each value names its place),
+He et al. 2015's variance law, and the tutorial's printed tables (tutorial_tables/*.txt) parsed
+here with this file's own patterns.
 """
 
 from __future__ import annotations

@@ -7,16 +7,15 @@ makes it, with the conditions it states, and the value it claims. It is data plu
 
 * ``measure()`` computes the measured value by instantiating modules *and* by closed forms;
   it passes both through ``agree``, which raises ``ClaimError`` when they differ (a bug in an
-  exhibit or a formula, never a finding). It is cached: each claim is measured once per process.
+  exhibit or a formula, never a finding). A history claim reads its value from a cited record
+  instead (``records``; ``evidence`` names it). It is cached: each claim is measured once per
+  process.
 * ``judge(claimed, measured)`` returns the verdict on the statement *as made* -- ``True``
   (holds), ``False`` (does not hold) or ``"conditional"`` (holds only under the condition the
   explanation states) --, a one-sentence explanation and, where the verdict is not ``True``,
   the correction: the number or condition that would make the statement true. Judging is
   separate from measuring so a test can re-judge the same measurement against a mutated
   claimed value and see the verdict flip.
-
-``evidence`` says where the measured value comes from when it is not a measurement of
-modules (a paper's text or table: a *record*, cited there).
 """
 
 from __future__ import annotations
