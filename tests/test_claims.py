@@ -5,7 +5,9 @@ and the CLI module.
 
 Independent sources: closed forms written out in this file (conv ``k²·C_in·C_out``, output
 size ``(H + 2p - k) // s + 1``, receptive field ``1 + Σ(k - 1)``), torchvision's weights meta
-(``num_params``, ``_ops``) read live, the papers' tables, and He et al. 2015's variance law.
+(``num_params``, ``_ops``) read live, the papers' tables and text (each value names its place),
+He et al. 2015's variance law, and the tutorial's printed tables (tutorial_tables/*.txt) parsed
+here with this file's own patterns.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -53,7 +56,9 @@ from conformance.commands import claims as claims_command
 from conformance.errors import UsageError
 from conformance.layer_table import build_on_meta, layer_table
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "claims.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "claims.md"
+TABLES = ROOT / "conformance" / "claims" / "tutorial_tables"  # the tutorial's printed tables
 
 # MobileNet v1 body, Howard et al. 2017 Table 1: (pointwise out, depthwise stride) after a 32-channel stem.
 TABLE1_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
@@ -136,17 +141,6 @@ class Case:
     mutated_verdict: Any
 
 
-def _inception_3a_tutorial() -> int:
-    conv = lambda ci, co, k: k * k * ci * co + co  # noqa: E731  (biased convs, ReLU after each)
-    return conv(192, 64, 1) + conv(192, 64, 1) + conv(64, 128, 3) + conv(192, 64, 1) + conv(64, 32, 3) + conv(192, 32, 1)
-
-
-def _inception_3a_paper() -> int:
-    conv = lambda ci, co, k: k * k * ci * co + co  # noqa: E731
-    c1, r3, c3, r5, c5, pp = 64, 96, 128, 16, 32, 32  # Szegedy et al. 2015, Table 1, inception (3a)
-    return conv(192, c1, 1) + conv(192, r3, 1) + conv(r3, c3, 3) + conv(192, r5, 1) + conv(r5, c5, 5) + conv(192, pp, 1)
-
-
 def _he_law(measured: dict[str, Any]) -> None:
     # torchvision resnet18: 20 convs (stem, 16 in blocks, 3 downsample 1x1); C_in != C_out at the
     # stem and at each of layer2..4's first conv1 and downsample: 7.
@@ -206,11 +200,23 @@ def _table2(measured: dict[str, list[float]]) -> None:
     assert measured == {k: [round(100 * v, 2) for v in pair] for k, pair in want.items()}
 
 
+def _conv(ci: int, co: int, k: int) -> int:
+    return k * k * ci * co + co  # a conv with bias
+
+
 def _vgg_c_params() -> int:
-    conv = lambda ci, co, k: k * k * ci * co + co  # noqa: E731
     layers = [(3, 64, 3), (64, 64, 3), (64, 128, 3), (128, 128, 3), (128, 256, 3), (256, 256, 3), (256, 256, 1),
               (256, 512, 3), (512, 512, 3), (512, 512, 1), (512, 512, 3), (512, 512, 3), (512, 512, 1)]  # fmt: skip
-    return sum(conv(*x) for x in layers) + 25088 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 1000 + 1000
+    return sum(_conv(*x) for x in layers) + 25088 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 1000 + 1000
+
+
+def _googlenet_paper_params() -> int:
+    """Szegedy et al. 2015, Table 1: biased convs, 5x5 in branch 3, no BN, no auxiliary heads."""
+    total, ci = _conv(3, 64, 7) + _conv(64, 64, 1) + _conv(64, 192, 3), 192
+    for c1, r3, c3, r5, c5, pp in INCEPTION_WIDTHS.values():
+        total += _conv(ci, c1, 1) + _conv(ci, r3, 1) + _conv(r3, c3, 3) + _conv(ci, r5, 1) + _conv(r5, c5, 5) + _conv(ci, pp, 1)
+        ci = c1 + c3 + c5 + pp
+    return total + 1024 * 1000 + 1000
 
 
 def _naive_init(measured: dict[str, float]) -> None:
@@ -218,6 +224,14 @@ def _naive_init(measured: dict[str, float]) -> None:
     for direction in ("forward", "backward"):
         assert close_log(measured[f"no BN, {direction}"], 4.5 * 32, 1.15), measured
         assert measured[f"BN, {direction}"] == pytest.approx(1.0, abs=0.01), measured  # BN cancels the scale
+
+
+def _scales(measured: dict[str, float]) -> None:
+    # ½·k²·C·Var[w] per layer (C = 32, k = 3): He 1, Xavier (C_in = C_out) ½, N(0, 1) 4.5·C
+    want = {"He, N(0, 2/fan_in)": 1.0, "Xavier (Glorot), N(0, 2/(fan_in + fan_out))": 0.5, "N(0, 1)": 4.5 * 32}
+    assert measured.keys() == want.keys()
+    for key, value in want.items():
+        assert close_log(measured[key], value, 1.15), (key, measured[key], value)
 
 
 def _jacobian(measured: dict[str, float]) -> None:
@@ -238,70 +252,230 @@ def _jacobian(measured: dict[str, float]) -> None:
     assert dead.any() and bool((j[dead] == 0).all())
 
 
+# second-moment factor per conv (ReLU before it): ½·9C·Var[w]; torch default Var = 1/(27C): 1/6
+SHORTCUT_WANT = {
+    "PyTorch default init, plain, 32 layers": (1 / 6) ** (31 / 2),  # 32 layers: 31 steps, RMS = sqrt
+    "PyTorch default init, residual, 16 blocks": (1 + 1 / 36) ** (16 / 2),  # branch of two convs: 1/36
+    "He init, plain, 32 layers": 1.0,  # He: 1 per conv
+    "He init, residual, 16 blocks": 2.0 ** (16 / 2),  # x + F(x) doubles per block
+}
+
+
 def _shortcut(measured: dict[str, float]) -> None:
-    # second-moment factor per conv (ReLU before it): ½·9C·Var[w]; torch default Var = 1/(27C): 1/6
-    default_plain = (1 / 6) ** (31 / 2)  # 32 layers: 31 steps, RMS = sqrt
-    default_res = (1 + 1 / 36) ** (16 / 2)  # branch of two convs: 1/36; 16 blocks
-    he_plain, he_res = 1.0, 2.0 ** (16 / 2)  # He: 1 per conv; x + F(x) doubles per block
-    want = {
-        "PyTorch default init, plain, 32 layers": default_plain,
-        "PyTorch default init, residual, 16 blocks": default_res,
-        "He init, plain, 32 layers": he_plain,
-        "He init, residual, 16 blocks": he_res,
-    }
-    assert measured.keys() == want.keys()
-    for key, value in want.items():
+    assert measured.keys() == SHORTCUT_WANT.keys()
+    for key, value in SHORTCUT_WANT.items():
         assert close_log(measured[key], value, 2.0), (key, measured[key], value)
+
+
+def _plain(measured: dict[str, float]) -> None:
+    assert measured.keys() == {"PyTorch default init", "He init"}
+    assert close_log(measured["PyTorch default init"], SHORTCUT_WANT["PyTorch default init, plain, 32 layers"], 2.0)
+    assert close_log(measured["He init"], 1.0, 2.0)
+
+
+def _kaiming(measured: dict[str, float]) -> None:
+    # std √(2/fan_in) with fan_in = 128·9, fan_out = 256·9: over √(2/fan_out) that is √2
+    assert measured["std / √(2/fan_in)"] == pytest.approx(1.0, abs=0.01)
+    assert measured["std / √(2/fan_out)"] == pytest.approx(math.sqrt(2), abs=0.015)
+
+
+def _printed(name: str) -> dict[str, Any]:
+    """The tutorial's table, parsed here (rows, totals, MB lines) with this file's own patterns."""
+    text = (TABLES / f"{name}.txt").read_text(encoding="utf-8")
+    body, tail = text.split(" Total params: ")
+    rows = [" ".join(m) for m in re.findall(r"(\S+-\d+) (\[[^\]]*\]) ([\d,]+)", body)]
+    numbers = re.findall(r"[\d,.]+", tail)  # total, trainable, non-trainable, then the four MB lines
+    totals = dict(zip(["Total params", "Trainable params", "Non-trainable params"],
+                      [int(n.replace(",", "")) for n in numbers[:3]], strict=True))
+    mb = dict(zip(["Input size (MB)", "Forward/backward pass size (MB)", "Params size (MB)", "Estimated Total Size (MB)"],
+                  [float(n) for n in numbers[3:7]], strict=True))
+    return {"rows": rows, "params": totals, "mb": mb}
+
+
+def _table_cases(name: str, n_rows: int, total: int, mb: dict[str, float]) -> dict[str, Case]:
+    shown = _printed(name)
+    assert len(shown["rows"]) == n_rows and shown["params"]["Total params"] == total and shown["mb"] == mb
+    rows = list(shown["rows"])
+    bumped = rows[:-1] + [rows[-1].rsplit(" ", 1)[0] + " 1"]  # the last row's Param # changed
+    return {
+        f"table-{name}-rows": Case(rows, True, bumped, False),
+        f"table-{name}-params": Case(shown["params"], True, {**shown["params"], "Total params": total + 1}, False),
+        f"table-{name}-mb": Case(mb, True, {**mb, "Estimated Total Size (MB)": mb["Estimated Total Size (MB)"] + 0.01}, False),
+    }
 
 
 MOBILENET_TUTORIAL = mobilenet_by_hand(stem_stride=1, stem_pad=0, head="tutorial")
 MOBILENET_PAPER = mobilenet_by_hand(stem_stride=2, stem_pad=1, head="global")
+# the tutorial's MobileNet blocks: separable (9·C + C·C_out) against standard 3x3 (9·C·C_out) weights
+_CHANNELS = [32] + [co for co, _ in TABLE1_BLOCKS]
+SEPARABLE = sum(9 * c + c * co for c, co in zip(_CHANNELS, _CHANNELS[1:], strict=False))
+STANDARD = sum(9 * c * co for c, co in zip(_CHANNELS, _CHANNELS[1:], strict=False))
+TUTORIAL_INCEPTION_WEIGHTS = 4 * 192 * 24 + 2 * 9 * 24 * 24  # Inception(192, 24, 24, 24, 24): 1x1s and two 3x3s
+REDUCED_INCEPTION = 192 * 24 + (192 * 16 + 9 * 16 * 24) + (192 * 16 + 25 * 16 * 24) + 192 * 24
+GOOGLENETS = ("GoogLeNet of the paper (cnn_models)", "torchvision's GoogLeNet")
+HE_2015 = "He et al. 2015, 'Delving Deep into Rectifiers' (arXiv:1502.01852)"
+BN_2015 = "Ioffe & Szegedy 2015 (arXiv:1502.03167)"
 
 CASES: dict[str, Case] = {
+    # VGGNet
+    "vgg-ilsvrc2014-placing": Case(2, True, 1, False),  # Simonyan & Zisserman 2015, abstract
+    "vgg-3x3-only": Case(  # VGG paper, Table 1: column C has a 1x1 conv in stages 3-5
+        {"A": [3], "B": [3], "C": [1, 3], "D (the tutorial's VGG)": [3], "E": [3]}, CONDITIONAL, [5], False,
+    ),
+    "vgg-stages": Case(
+        {"A": {"convs": [1, 1, 2, 2, 2], "widths": [1] * 5}, "B": {"convs": [2] * 5, "widths": [1] * 5},
+         "C": {"convs": [2, 2, 3, 3, 3], "widths": [1] * 5}, "D": {"convs": [2, 2, 3, 3, 3], "widths": [1] * 5},
+         "E": {"convs": [2, 2, 4, 4, 4], "widths": [1] * 5}},
+        CONDITIONAL, {"fewest convs per stage": 1, "widths per stage": 1}, True,
+    ),
+    "vgg-channels-double": Case([128 / 64, 256 / 128, 512 / 256, 512 / 512], CONDITIONAL, 3.0, False),
+    "vgg-code-stage-comments": Case(
+        [f"{a}→{b}, {224 >> i}→{224 >> (i + 1)}" for i, (a, b) in enumerate(zip((3, 64, 128, 256, 512), (64, 128, 256, 512, 512), strict=True))],
+        True, ["3→64, 224→112", "64→128, 112→56", "128→256, 56→28", "256→512, 28→14", "512→1024, 14→7"], False,
+    ),
+    "3x3-smallest-cross": Case(3, True, 5, False),
+    "3x3-stack-same-range": Case({"one 7x7": 1 + 6, "three 3x3": 1 + 3 * 2}, True, {"one 7x7": 7, "three 3x3": 5}, False),
+    "conv7x7-shape-trace": Case(
+        ["(32, 32, 16)", f"({out_size(32, 7)}, {out_size(32, 7)}, 32)"], True, ["(32, 32, 16)", "(25, 25, 32)"], False,
+    ),
+    "three-3x3-shape-trace": Case(
+        ["(32, 32, 16)"] + [f"({32 - 2 * i}, {32 - 2 * i}, 32)" for i in (1, 2, 3)], True,
+        ["(32, 32, 16)", "(30, 30, 16)", "(28, 28, 16)", "(26, 26, 32)"], False,
+    ),
     "conv7x7-params": Case(7 * 7 * 16 * 32, True, 13_824, False),
     "three-3x3-params": Case(
         {"16→32→32→32": 9 * 16 * 32 + 2 * 9 * 32 * 32, "per conv": [9 * 16 * 32, 9 * 32 * 32, 9 * 32 * 32]},
         False, 9 * 16 * 32 + 2 * 9 * 32 * 32, True,
     ),
-    "three-3x3-fewer-weights": Case(
-        {f"{ci}→{co}, 3x3 stack vs 7x7": [9 * ci * co + 18 * co * co, 49 * ci * co] for ci, co in ((16, 32), (32, 32), (64, 16), (16, 64))},
-        CONDITIONAL, "never fewer", False,
+    "three-3x3-about-half": Case(
+        {"16→32 (the example)": round((9 * 16 * 32 + 2 * 9 * 32 * 32) / (49 * 16 * 32), 3), "C→C (27C² / 49C²)": round(27 / 49, 3)},
+        False, 0.9, True,
     ),
-    "vgg-27c2-vs-49c2": Case({"three 3x3": 3 * 9, "one 7x7": 49}, True, {"three 3x3": 27, "one 7x7": 27}, False),
-    "receptive-field-7": Case({"one 7x7": 1 + 6, "three 3x3": 1 + 3 * 2}, True, {"one 7x7": 7, "three 3x3": 5}, False),
-    "shape-trace-7x7": Case({"three 3x3": [7, 5, 3, 1], "one 7x7": [7, 1]}, True, {"three 3x3": [7, 5, 3], "one 7x7": [7, 1]}, False),
-    "naive-inception-params": Case(192 * 24 * (1 + 9 + 25), True, 192 * 24 * (1 + 9 + 25) + 3 * 24, False),
-    "naive-inception-channels": Case(3 * 24 + 192, True, 3 * 24, False),
-    "reduced-inception-params": Case(192 * 24 + (192 * 16 + 9 * 16 * 24) + (192 * 16 + 25 * 16 * 24) + 192 * 24, True, 28_417, False),
-    "reduced-inception-channels": Case(4 * 24, True, 264, False),
+    **_table_cases("vgg16", 39, tv_params("vgg16"), {"Input size (MB)": 0.57, "Forward/backward pass size (MB)": 218.78,
+                                                     "Params size (MB)": 527.79, "Estimated Total Size (MB)": 747.15}),
+    # GoogLeNet / Inception
+    "googlenet-ilsvrc2014-winner": Case(1, True, 2, False),  # Szegedy et al. 2015, Table 2
+    "googlenet-name": Case("LeNet", True, "AlexNet", False),  # Szegedy et al. 2015, Section 5
+    "googlenet-is-inception-v1": Case(
+        {"architecture": "Inception", "GoogLeNet": "Inception-v1"}, True,
+        {"architecture": "Inception", "GoogLeNet": "Inception-v2"}, False,
+    ),
+    "googlenet-stacks-modules": Case(dict.fromkeys(GOOGLENETS, 9), True, 10, False),  # Table 1: 3a-b, 4a-e, 5a-b
+    "inception-parallel-concat": Case(
+        {"conv kernel sizes": [1, 3, 5], "output = branches concatenated": True, "output channels": 64 + 128 + 32 + 32},
+        True, {"conv kernel sizes": [1, 3, 5], "output = branches concatenated": True, "output channels": 255}, False,
+    ),
     "plain-5x5-params": Case(25 * 192 * 96, True, 25 * 192 * 96 + 96, False),
+    "naive-inception-params": Case(192 * 24 * (1 + 9 + 25), True, 192 * 24 * (1 + 9 + 25) + 3 * 24, False),
+    "naive-inception-output-96": Case(3 * 24 + 192, False, 3 * 24 + 192, True),
+    "naive-vs-plain-5x5": Case(round(192 * 24 * 35 / (25 * 192 * 96), 3), True, 0.3, False),
+    "reduced-inception-1x1-first": Case({"branch2": [1, 3], "branch3": [1, 5]}, True, {"branch2": [1, 3], "branch3": [1, 3]}, False),
+    "reduced-inception-params": Case(REDUCED_INCEPTION, True, REDUCED_INCEPTION + 1, False),
+    "reduced-inception-output-96": Case(4 * 24, True, 264, False),
+    "reduced-vs-naive": Case(round(REDUCED_INCEPTION / (192 * 24 * 35), 3), True, 0.1, False),
+    "tutorial-inception-builds-example": Case(
+        {"Inception(192, 24, 24, 24, 24): reductions": [24, 24], "branch-3 kernel": 3, "weights": TUTORIAL_INCEPTION_WEIGHTS,
+         "the paper's module with reductions 16 and a 5x5 conv: weights": REDUCED_INCEPTION},
+        False, {"Inception(192, 24, 24, 24, 24): reductions": [24, 24], "branch-3 kernel": 3, "weights": TUTORIAL_INCEPTION_WEIGHTS},
+        True,
+    ),
+    "tutorial-inception-5x5": Case(1 + (3 - 1), False, 3, True),
+    "tutorial-inception-concat": Case([4 * 24, 28, 28], True, [4 * 24 - 1, 28, 28], False),
+    "googlenet-gap": Case(dict.fromkeys(GOOGLENETS, [1, 1]), True, dict.fromkeys(GOOGLENETS, [7, 7]), False),
+    "gap-replaces-flatten": Case(dict.fromkeys(GOOGLENETS, {"fc inputs": 1024, "with Flatten": 1024 * 7 * 7}), True, "pixel", False),
+    "gap-vs-flatten-op": Case(
+        {"AdaptiveAvgPool2d((1, 1)): each map averaged to 1x1": True, "Flatten: every pixel, map by map, row by row": True},
+        True,
+        {"AdaptiveAvgPool2d((1, 1)): each map averaged to 1x1": True, "Flatten: every pixel, map by map, row by row": False},
+        False,
+    ),
+    # ResNet
+    "deeper-more-accurate": Case(  # He et al. 2016, Table 2, top-1 error (%)
+        {"plain-18": 27.94, "plain-34": 28.54, "ResNet-18": 27.88, "ResNet-34": 25.03},
+        CONDITIONAL, {"plain": "higher", "residual": "lower"}, True,
+    ),
+    "residual-proposed-for-vanishing": Case("degradation", False, "degradation", True),  # He et al. 2016, Section 1
+    "shortcut-skips-one-conv": Case(  # He et al. 2016, Table 1: two 3x3 per basic block, 1x1-3x3-1x1 per bottleneck
+        {"BasicBlock": 2, "Bottleneck": 3, "join": "addition"}, False, {"BasicBlock": 2, "Bottleneck": 3, "join": "addition"}, True,
+    ),
+    "deep-plain-gradients-vanish": Case(_plain, CONDITIONAL, {"PyTorch default init": "vanishes", "He init": "alive"}, True),
+    "residual-jacobian": Case(_jacobian, CONDITIONAL, 0.0, False),
+    "shortcut-keeps-gradients": Case(_shortcut, CONDITIONAL, {"plain": "alive", "residual": "alive"}, False),
+    "bottleneck-fewer-params": Case(
+        {"Bottleneck 256→64→64→256": 256 * 64 + 9 * 64 * 64 + 64 * 256, "BasicBlock 256→256→256": 2 * 9 * 256 * 256,
+         "BasicBlock 64→64→64 (He et al. Fig. 5, left)": 2 * 9 * 64 * 64},
+        True, "not fewer", False,
+    ),
+    # ResNet-50: 16 blocks; layer1.0 keeps 64 in the middle; the first block of each stage leaves at 4x its middle
+    "bottleneck-shape": Case({"blocks": 3 + 4 + 6 + 3, "narrower in the middle": 15, "leaving at the input width": 16 - 4},
+                             CONDITIONAL, "not every block", True),
+    "he-init-proposed-in-resnet": Case(HE_2015, False, HE_2015, True),
+    "weights-used-to-be-n01": Case(  # Krizhevsky et al. 2012, Section 5; VGG paper, Section 3.1 (variance 1e-2)
+        {"Krizhevsky et al. 2012": 0.01, "Simonyan & Zisserman 2015": 0.1}, False, 0.01, True,
+    ),
+    "kaiming-normal-default": Case(_kaiming, True, "fan_out", False),
+    "tutorial-resnet-he-init": Case(_he_law, False, "fan_out", True),
+    "he-init-best-for-relu": Case(_scales, True, "N(0, 1)", False),
+    "bn-proposed-in-resnet": Case(BN_2015, False, BN_2015, True),
+    "resnet-up-to-152-layers": Case(
+        {"ImageNet (Table 1; torchvision's resnet152)": 1 + 3 * (3 + 8 + 36 + 3) + 1, "CIFAR-10 (Section 4.2; 6n + 2, n = 200)": 6 * 200 + 2},
+        CONDITIONAL, 1202, True,
+    ),
+    "resnet-variants": Case(
+        {f"resnet{d}": 1 + k * sum(b) + 1 for d, b, k in ((18, (2, 2, 2, 2), 2), (34, (3, 4, 6, 3), 2), (50, (3, 4, 6, 3), 3),
+                                                        (101, (3, 4, 23, 3), 3), (152, (3, 8, 36, 3), 3))},
+        True, {"resnet18": 18, "resnet34": 34, "resnet50": 49, "resnet101": 101, "resnet152": 152}, False,
+    ),
+    "resnet-listing-is-torchvision": Case(
+        {"resnet18": tv_params("resnet18"), "resnet50": tv_params("resnet50")}, True,
+        {"resnet18": tv_params("resnet18"), "resnet50": tv_params("resnet50") + 1}, False,
+    ),
+    "listing-bottleneck-stride": Case(["conv2", "downsample.0"], True, ["conv1", "downsample.0"], False),
+    "listing-zero-init-identity": Case({"blocks": 8, "identity at init": 8 - 3}, CONDITIONAL, "not every block", True),
+    **_table_cases("resnet18", 68, tv_params("resnet18"), {"Input size (MB)": 0.57, "Forward/backward pass size (MB)": 62.79,
+                                                           "Params size (MB)": 44.59, "Estimated Total Size (MB)": 107.96}),
+    **_table_cases("resnet50", 174, tv_params("resnet50"), {"Input size (MB)": 0.57, "Forward/backward pass size (MB)": 286.56,
+                                                            "Params size (MB)": 97.49, "Estimated Total Size (MB)": 384.62}),
+    # MobileNet
+    "mobilenet-lightweight": Case(
+        {"VGG16": tv_params("vgg16"), "GoogLeNet": _googlenet_paper_params(), "ResNet-18": tv_params("resnet18"),
+         "ResNet-50": tv_params("resnet50"), "MobileNet": MOBILENET_PAPER[0], "the tutorial's MobileNet class": MOBILENET_TUTORIAL[0]},
+        True, "GoogLeNet", False,
+    ),
+    "separable-cuts-params": Case({"separable": SEPARABLE, "standard 3x3": STANDARD, "ratio": round(SEPARABLE / STANDARD, 3)},
+                                  True, 0.1, False),
+    "depthwise-per-channel": Case(
+        {"filters": 3, "filter shape": [1, 3, 3], "input channels read per output channel": [[0], [1], [2]]}, True,
+        {"filters": 3, "filter shape": [3, 3, 3], "input channels read per output channel": [[0, 1, 2]] * 3}, False,
+    ),
+    "depthwise-output-channels": Case({"blocks": 13, "depthwise output channels = input channels": 13}, True, "not every block", False),
+    "pointwise-channel-mix": Case(
+        {"filters": 10, "filter shape": [3, 1, 1], "input channels read per output channel": [[0, 1, 2]] * 10,
+         "each output pixel reads only its own pixel": True},
+        True,
+        {"filters": 10, "filter shape": [3, 1, 1], "input channels read per output channel": [[0, 1, 2]] * 10,
+         "each output pixel reads only its own pixel": False},
+        False,
+    ),
     "standard-conv-3-10": Case(9 * 3 * 10, True, 300, False),
     "separable-conv-3-10": Case({"depthwise 3x3": 27, "pointwise 1x1": 30, "total": 57}, True, {"depthwise 3x3": 27, "pointwise 1x1": 30, "total": 54}, False),
-    "separable-ratio": Case(
-        {f"{ci}→{co}, {k}x{k}": "{0.numerator}/{0.denominator}".format(Fraction(k * k * ci + ci * co, k * k * ci * co))
-         for ci, co, k in ((3, 10, 3), (32, 64, 3), (32, 64, 5), (512, 512, 3), (8, 1, 7), (1, 1, 1))},
-        True, "1/C_in + 1/k²", False,
-    ),
-    "tutorial-inception-reductions": Case({"#3x3 reduce": 64, "#5x5 reduce": 64}, False, {"#3x3 reduce": 64, "#5x5 reduce": 64}, True),
-    "tutorial-inception-5x5": Case(1 + (3 - 1), False, 3, True),
-    "tutorial-inception-params": Case({"tutorial class": _inception_3a_tutorial(), "paper module": _inception_3a_paper()}, False, 132, True),
-    "tutorial-inception-channels": Case(64 + 128 + 32 + 32, True, 255, False),
-    "tutorial-mobilenet-params": Case(MOBILENET_TUTORIAL[0], True, 53_383_975, False),
-    "tutorial-mobilenet-maps": Case(MOBILENET_TUTORIAL[2], True, [224, 112, 56, 28, 14, 7], False),
-    "tutorial-mobilenet-vs-paper": Case(
-        {"params": MOBILENET_TUTORIAL[0], "mult-adds": MOBILENET_TUTORIAL[1], "fc params": 7 * 7 * 1024 * 1000 + 1000},
+    "tutorial-mobilenet-is-mobilenet": Case(
+        {"as written": {"params": MOBILENET_TUTORIAL[0], "mult-adds": MOBILENET_TUTORIAL[1], "fc params": 7 * 7 * 1024 * 1000 + 1000},
+         "with a stride-2 padded stem and a global pool": {"params": MOBILENET_PAPER[0], "mult-adds": MOBILENET_PAPER[1],
+                                                           "fc params": 1024 * 1000 + 1000}},
         False, {"params": 53.4e6, "mult-adds": round(MOBILENET_TUTORIAL[1], -6)}, True,
     ),
-    "tutorial-mobilenet-cause": Case(
-        {"params": MOBILENET_PAPER[0], "mult-adds": MOBILENET_PAPER[1], "fc params": 1024 * 1000 + 1000},
-        True, {"params": 53.4e6, "mult-adds": 569e6}, False,
+    **_table_cases("mobilenet", 69, MOBILENET_TUTORIAL[0], {"Input size (MB)": 0.57, "Forward/backward pass size (MB)": 386.72,
+                                                            "Params size (MB)": 203.64, "Estimated Total Size (MB)": 590.94}),
+    # the chapter: arXiv 1409.1556, 1409.4842, 1512.03385, 1704.04861 (YYMM)
+    "model-years": Case({"VGGNet": 2014, "GoogLeNet": 2014, "ResNet": 2015, "MobileNet": 2017}, True,
+                        {"VGGNet": 2014, "GoogLeNet": 2014, "ResNet": 2016, "MobileNet": 2017}, False),
+    "parameters-fall-along-chapter": Case(
+        {"VGG16 (2014)": tv_params("vgg16"), "GoogLeNet (2014)": _googlenet_paper_params(), "ResNet-18 (2015)": tv_params("resnet18"),
+         "MobileNet (2017)": MOBILENET_PAPER[0]},
+        CONDITIONAL, "rising", False,
     ),
-    "tutorial-vgg16-params": Case(tv_params("vgg16"), True, 138_000_000, False),
-    "tutorial-vgg16-forward-backward-mb": Case(round(2 * 4 * vgg16_rows_by_hand() / 2**20, 2), True, 218.79, False),
-    "tutorial-vgg16-params-mb": Case(round(4 * tv_params("vgg16") / 2**20, 2), True, 527.8, False),
-    "tutorial-resnet18-params": Case(tv_params("resnet18"), True, 11_689_000, False),
-    "tutorial-resnet50-params": Case(tv_params("resnet50"), True, 25_557_000, False),
-    "tutorial-he-init": Case(_he_law, False, "fan_out", True),
+    # torchvision against the papers
     "torchvision-googlenet-5x5": Case(
         {"branch-3 kernel": 3, "params": tv_params("googlenet"),
          "params with 5x5": tv_params("googlenet") + (25 - 9) * sum(w[3] * w[4] for w in INCEPTION_WIDTHS.values())},
@@ -311,6 +485,7 @@ CASES: dict[str, Case] = {
     "torchvision-resnet-v1.5-stride": Case("conv2 (3x3)", False, "conv2 (3x3)", True),
     "resnet50-gflops": Case(_resnet50_macs, CONDITIONAL, 5e9, False),
     "torchvision-vgg-adaptive-pool": Case(_vgg_pool, CONDITIONAL, "AdaptiveAvgPool2d((7, 7))", True),
+    # the papers' own numbers
     "mobilenet-params": Case(MOBILENET_PAPER[0], True, 4.3e6, False),
     "mobilenet-mult-adds": Case(MOBILENET_PAPER[1], True, 570e6, False),
     "mobilenet-8-9x": Case(_savings, CONDITIONAL, [7, 9], True),
@@ -323,13 +498,17 @@ CASES: dict[str, Case] = {
         _table2, False,
         {"Conv 1x1": [94.86, 74.59], "Conv DW 3x3": [3.06, 1.06], "Conv 3x3": [1.91, 0.02], "Fully Connected": [0.18, 24.33]}, True,
     ),
+    "separable-ratio": Case(
+        {f"{ci}→{co}, {k}x{k}": "{0.numerator}/{0.denominator}".format(Fraction(k * k * ci + ci * co, k * k * ci * co))
+         for ci, co, k in ((3, 10, 3), (32, 64, 3), (32, 64, 5), (512, 512, 3), (8, 1, 7), (1, 1, 1))},
+        True, "1/C_in + 1/k²", False,
+    ),
+    "vgg-27c2-vs-49c2": Case({"three 3x3": 3 * 9, "one 7x7": 49}, True, {"three 3x3": 27, "one 7x7": 27}, False),
     "vgg-table2-params": Case(
         {"A": tv_params("vgg11"), "B": tv_params("vgg13"), "C": _vgg_c_params(), "D": tv_params("vgg16"), "E": tv_params("vgg19")},
         True, {"A": 133, "B": 133, "C": 133, "D": 138, "E": 144}, False,
     ),
     "naive-init-explodes": Case(_naive_init, CONDITIONAL, "vanish", False),
-    "residual-jacobian": Case(_jacobian, CONDITIONAL, 0.0, False),
-    "shortcut-keeps-gradients": Case(_shortcut, CONDITIONAL, {"plain": "alive", "residual": "alive"}, False),
 }
 
 
@@ -370,6 +549,26 @@ def test_a_verdict_without_explanation_is_refused() -> None:
     silent = Claim("silent", "test", "test", "fails silently", 1, lambda: 2, lambda c, m: (False, ""))
     with pytest.raises(ClaimError, match="needs an explanation"):
         silent.evaluate()
+
+
+def test_a_failing_verdict_needs_a_correction_and_a_holding_one_none() -> None:
+    uncorrected = Claim("uncorrected", "test", "test", "fails", 1, lambda: 2, lambda c, m: (False, "two, not one"))
+    with pytest.raises(ClaimError, match="and a correction"):
+        uncorrected.evaluate()
+    corrected = Claim("over", "test", "test", "holds", 1, lambda: 1, lambda c, m: (True, "", "2"))
+    with pytest.raises(ClaimError, match="needs no correction"):
+        corrected.evaluate()
+    result = Claim("fixed", "test", "test", "fails", 1, lambda: 2, exact()).evaluate()
+    assert (result.verdict, result.correction) == (False, "2")
+
+
+def test_only_a_tutorial_claim_has_a_section() -> None:
+    with pytest.raises(ValueError, match="names its section"):
+        Claim("orphan", "test", "tutorial", "no section", 1, lambda: 1, exact())
+    with pytest.raises(ValueError, match="names its section"):
+        Claim("credited", "test", "He et al. 2015", "a paper's", 1, lambda: 1, exact(), section="VGGNet (2014)")
+    with pytest.raises(ValueError, match="basis must be one of"):
+        Claim("basis", "test", "paper", "guessed", 1, lambda: 1, exact(), basis="guessed")  # type: ignore[arg-type]
 
 
 # --- exhibits: closed forms vs modules, beyond the catalogue's own inputs ----------------------------
@@ -437,7 +636,8 @@ def test_json_has_exactly_the_documented_keys(results: list[Any]) -> None:
     data = json.loads(render_json(results))
     assert [d["id"] for d in data] == [c.id for c in CLAIMS]
     for d in data:
-        assert list(d) == ["id", "source", "statement", "claimed", "measured", "verdict", "explanation"]
+        assert list(d) == ["id", "source", "statement", "claimed", "measured", "verdict", "explanation",
+                           "section", "basis", "correction", "evidence", "group"]
         assert d["verdict"] in (True, False, "conditional")
         assert d["source"] and d["statement"]
 
@@ -480,3 +680,9 @@ def test_cli_json_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_unknown_id_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="--id: no claim 'nope'"):
         _run_cli("--id", "nope")
+
+
+def test_vgg16_forward_backward_line_by_hand() -> None:
+    """torchsummary's rule (|2 · Σ row sizes| · 4 bytes / 1024²) over VGG16's rows written out by
+    hand gives the tutorial's printed 218.78 MB."""
+    assert round(2 * 4 * vgg16_rows_by_hand() / 2**20, 2) == _printed("vgg16")["mb"]["Forward/backward pass size (MB)"]

@@ -22,11 +22,11 @@ from ..formulas.layers import Plan
 from ..layer_table import build_on_meta
 from ..macs import TV_OPS_ABS_TOL, torchvision_ops
 from ._measure import meta_macs, meta_out_shape, torchvision_factory
-from .claim import CONDITIONAL, Claim, ClaimError, Verdict, agree, exact, fmt
+from .claim import CONDITIONAL, Claim, ClaimError, Judged, agree, exact, fmt
 
 __all__ = ["CLAIMS"]
 
-GROUP = "torchvision vs papers"
+GROUP = "torchvision against the papers"
 SIZE = (3, 224, 224)
 
 
@@ -58,14 +58,15 @@ def _googlenet_kernel() -> dict[str, int]:
     return {"branch-3 kernel": agree("googlenet branch-3 kernel", inst, closed), "params": published, "params with 5x5": by_kernel[5]}
 
 
-def _googlenet_kernel_judge(claimed: int, measured: dict[str, int]) -> tuple[Verdict, str]:
+def _googlenet_kernel_judge(claimed: int, measured: dict[str, int]) -> Judged:
     if claimed == measured["branch-3 kernel"]:
         return True, ""
+    k = measured["branch-3 kernel"]
     return False, (
-        f"all nine modules' 'ch5x5' branch is a {measured['branch-3 kernel']}x{measured['branch-3 kernel']} conv, "
+        f"all nine modules' 'ch5x5' branch is a {k}x{k} conv, "
         f"a known and kept deviation (pytorch/vision issue 906): {fmt(measured['params'])} parameters where "
         f"5x5 convs would give {fmt(measured['params with 5x5'])}"
-    )
+    ), f"torchvision's GoogLeNet has a {k}x{k} conv in the third branch ({fmt(measured['params'])} parameters)"
 
 
 def _googlenet_bn() -> int:
@@ -118,7 +119,7 @@ def _strided_conv() -> str:
     return _STRIDE_ON[agree("resnet50 strided conv", inst, closed)]
 
 
-def _gflops_judge(claimed: float, measured: dict[str, int]) -> tuple[Verdict, str]:
+def _gflops_judge(claimed: float, measured: dict[str, int]) -> Judged:
     """He et al. print one decimal (1.8, 3.6, 3.8, 7.6, 11.3), neither rounding nor truncating
     consistently against the exact v1 counts: +-0.1 GMACs."""
     (v1_label, v1), (v15_label, v15) = measured.items()
@@ -129,10 +130,16 @@ def _gflops_judge(claimed: float, measured: dict[str, int]) -> tuple[Verdict, st
         return CONDITIONAL, (
             f"holds for ResNet v1 ({v1 / 1e9:.2f}G multiply-adds); torchvision's v1.5 strides the 3x3 "
             f"conv instead, running the 1x1 at full resolution: {v15 / 1e9:.2f}G, {v15 / v1 - 1:.0%} more"
-        )
+        ), f"for ResNet v1 (stride 2 on the first 1x1); torchvision's v1.5 takes {v15 / 1e9:.2f}G"
     if ok[v15_label]:
-        return CONDITIONAL, f"holds for v1.5 ({v15 / 1e9:.2f}G) but not for the paper's v1 ({v1 / 1e9:.2f}G)"
-    return False, f"neither v1 ({v1 / 1e9:.2f}G) nor v1.5 ({v15 / 1e9:.2f}G) is within 0.1G of {claimed / 1e9:g}G"
+        return (
+            CONDITIONAL, f"holds for v1.5 ({v15 / 1e9:.2f}G) but not for the paper's v1 ({v1 / 1e9:.2f}G)",
+            f"for v1.5 only; v1 takes {v1 / 1e9:.2f}G",
+        )
+    return (
+        False, f"neither v1 ({v1 / 1e9:.2f}G) nor v1.5 ({v15 / 1e9:.2f}G) is within 0.1G of {claimed / 1e9:g}G",
+        f"{v1 / 1e9:.2f}G (v1), {v15 / 1e9:.2f}G (v1.5)",
+    )
 
 
 # --- VGG's adaptive pool ----------------------------------------------------------------------------
@@ -159,7 +166,7 @@ def _vgg_pool() -> dict[str, Any]:
     }
 
 
-def _vgg_pool_judge(claimed: str, measured: dict[str, Any]) -> tuple[Verdict, str]:
+def _vgg_pool_judge(claimed: str, measured: dict[str, Any]) -> Judged:
     if claimed == measured["layer before the classifier"]:
         return True, ""
     if measured["identity there"]:
@@ -168,8 +175,11 @@ def _vgg_pool_judge(claimed: str, measured: dict[str, Any]) -> tuple[Verdict, st
             f"the identity; at 64x64 torchvision still outputs {fmt(measured['output at 64x64'])} logits where "
             f"the paper's network would hand {fmt(measured['features at 64x64 without it'])} features to an FC "
             "layer expecting 25,088"
-        )
-    return False, f"torchvision inserts {measured['layer before the classifier']}, which changes the maps even at 224x224"
+        ), f"at 224x224 only, where {measured['layer before the classifier']} is the identity"
+    return (
+        False, f"torchvision inserts {measured['layer before the classifier']}, which changes the maps even at 224x224",
+        f"torchvision's VGG16 has {measured['layer before the classifier']} before the classifier",
+    )
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -182,13 +192,15 @@ CLAIMS: tuple[Claim, ...] = (
         "torchvision-googlenet-bn", GROUP, "Szegedy et al. 2015, Section 5 and Table 1; torchvision models/googlenet.py",
         "torchvision's GoogLeNet has the paper's layers: convs with bias and ReLU, no batch normalisation (it predates BN).",
         0, _googlenet_bn,
-        exact("torchvision's BasicConv2d is a bias-free conv + BatchNorm2d(eps=0.001) + ReLU: {measured} BN layers"),
+        exact("torchvision's BasicConv2d is a bias-free conv + BatchNorm2d(eps=0.001) + ReLU: {measured} BN layers",
+              correction="torchvision's GoogLeNet has {measured} BatchNorm2d layers, one after every conv"),
     ),
     Claim(
         "torchvision-resnet-v1.5-stride", GROUP, "He et al. 2016, Section 3.3 and the authors' released models (stride 2 on the first 1x1); torchvision models/resnet.py",
         "In torchvision's ResNet50, as in the paper's, a downsampling bottleneck applies its stride 2 in the first 1x1 conv.",
         _STRIDE_ON["conv1"], _strided_conv,
-        exact("torchvision's Bottleneck strides {measured} ('ResNet V1.5'); its published _ops match that variant's MACs"),
+        exact("torchvision's Bottleneck strides {measured} ('ResNet V1.5'); its published _ops match that variant's MACs",
+              correction="torchvision strides {measured}"),
     ),
     Claim(
         "resnet50-gflops", GROUP, "He et al. 2016, Table 1 (FLOPs = multiply-adds); torchvision ResNet50_Weights meta",

@@ -6,8 +6,10 @@ are what the claims in ``catalogue`` measure. Each comes with its closed form, w
 
 Sources (facts only; the code is ours):
 
-* the tutorial's ``Inception(in, ch1x1, ch3x3, ch5x5, pool_proj)`` and its MobileNet, as
-  as the tutorial states them ("the tutorial's models, as facts");
+* the tutorial's VGG class, its ``Inception(in, ch1x1, ch3x3, ch5x5, pool_proj)`` and its
+  MobileNet (``Block`` modules calling ``F.relu``), rebuilt from the facts of its code so that
+  they behave as its code does, down to the torchsummary tables it prints (its ResNets are
+  torchvision's, as it says, and are built from torchvision);
 * Szegedy et al. 2015 (GoogLeNet), Fig. 2: the naive module (1x1, 3x3, 5x5 convs and a 3x3
   max pool, concatenated) and the module with 1x1 reductions;
 * Howard et al. 2017 (MobileNets), Fig. 2 and Eq. 5 (depthwise separable vs standard conv),
@@ -23,20 +25,25 @@ from typing import Literal
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from cnn_models.mobilenet_v1 import BLOCKS as MOBILENET_BLOCKS
+from cnn_models.vgg import CFGS
 
 from ..formulas.googlenet import inception as inception_form
 from ..formulas.layers import Plan, Tracer
 
 __all__ = [
-    "INCEPTION_3A_TUTORIAL_ARGS",
+    "PAPER_MOBILENET_STEM",
     "TUTORIAL_MOBILENET_STEM",
     "VGG_C",
+    "VGG_D",
+    "Block",
     "ConvMobileNet",
     "InceptionModule",
     "TutorialInception",
     "TutorialMobileNet",
+    "TutorialVGG",
     "conv_mobilenet_plan",
     "conv_stack",
     "separable_pair",
@@ -47,12 +54,43 @@ __all__ = [
 ]
 
 
+VGG_D = CFGS["D"]  # Simonyan & Zisserman 2015, Table 1, configuration D (VGG16)
+
+
+# --- the tutorial's VGG -----------------------------------------------------------------------
+
+
+class TutorialVGG(nn.Module):
+    """The tutorial's VGG class: configuration D (``cnn_models.vgg.CFGS["D"]``) as ``features``
+    (3x3 convs, padding 1, each followed by ``ReLU(inplace=True)``; 2x2 max pools of stride 2),
+    ``avgpool = AdaptiveAvgPool2d((7, 7))``, ``classifier`` Linear(512*7*7, 4096), ReLU,
+    Dropout, Linear(4096, 4096), ReLU, Dropout, Linear(4096, n). PyTorch's default init.
+    """
+
+    def __init__(self, n_classes: int = 1000) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = 3
+        for entry in VGG_D:
+            if entry == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))  # (N, c, H/2, W/2)
+            else:
+                layers += [nn.Conv2d(c, int(entry), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+                c = int(entry)
+        self.features = nn.Sequential(*layers)  # (N, 512, 7, 7) at 224 in
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(
+            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(),
+            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(),
+            nn.Linear(4096, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))  # (N, n_classes)
+
+
 # --- the tutorial's Inception class ---------------------------------------------------------
-
-# The tutorial's constructor has five arguments; fed the published widths of GoogLeNet's
-# inception (3a) (Table 1: 192 in, #1x1 64, #3x3 128, #5x5 32, pool proj 32).
-INCEPTION_3A_TUTORIAL_ARGS: tuple[int, int, int, int, int] = (192, 64, 128, 32, 32)
-
 
 def _conv_relu(c_in: int, c_out: int, kernel: int, padding: int = 0) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, kernel, padding=padding), nn.ReLU(inplace=True)]
@@ -136,47 +174,65 @@ def separable_pair(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
 # (stride, padding) of the tutorial's stem Conv2d(3, 32, 3): stride 1, no padding (as the tutorial gives it);
 # the paper's Table 1 stem is "Conv / s2" (PyTorch: stride 2, padding 1).
 TUTORIAL_MOBILENET_STEM: tuple[int, int] = (1, 0)
+PAPER_MOBILENET_STEM: tuple[int, int] = (2, 1)
 
 
-def _conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int, padding: int, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel, stride, padding, groups=groups, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
+class Block(nn.Module):
+    """The tutorial's depthwise separable block: depthwise 3x3 conv (stride ``stride``, pad 1,
+    groups = ``in_planes``) + BN, pointwise 1x1 conv + BN, each followed by ``F.relu``.
+
+    The ReLUs are functions, not modules, so torchsummary prints no ReLU row for them and its
+    forward/backward size counts four tensors per block plus the block's own output row.
+    """
+
+    def __init__(self, in_planes: int, out_planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, in_planes, 3, stride, 1, groups=in_planes, bias=False)  # depthwise
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv2 = nn.Conv2d(in_planes, out_planes, 1, 1, 0, bias=False)  # pointwise
+        self.bn2 = nn.BatchNorm2d(out_planes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))  # (N, in_planes, H/s, W/s)
+        return F.relu(self.bn2(self.conv2(out)))  # (N, out_planes, H/s, W/s)
 
 
 class TutorialMobileNet(nn.Module):
-    """The tutorial's MobileNet (as the tutorial gives it), with switches to undo its two departures.
+    """The tutorial's MobileNet as it behaves: the same modules, in the same order, under the
+    same names (``conv1``, ``bn1``, ``layers.<k>`` of ``Block``, ``avgpool``, ``linear``), with
+    ``F.relu`` after the stem and inside each block.
 
-    stem Conv2d(3, 32, 3, stride ``stem[0]``, padding ``stem[1]``)+BN+ReLU; the 13 blocks of
-    ``cnn_models.mobilenet_v1.BLOCKS`` as [depthwise 3x3 (stride s, pad 1)+BN+ReLU, pointwise
-    1x1+BN+ReLU]; head ``"tutorial"``: AvgPool2d(2), flatten, Linear(7*7*1024, n) (needs the
-    14x14 last maps of a 224 input); head ``"global"``: the paper's global average pool and
-    Linear(1024, n).
+    stem Conv2d(3, 32, 3, stride ``stem[0]``, padding ``stem[1]``, no bias) + BN; the 13 blocks of
+    ``cnn_models.mobilenet_v1.BLOCKS`` (Howard et al. 2017 Table 1's widths and strides, the
+    tutorial's ``cfg``); head ``"tutorial"``: AvgPool2d(2), flatten, Linear(7*7*1024, n) (which
+    needs the 14x14 last maps of a 224 input); ``"global"``: a global average pool and
+    Linear(1024, n). ``stem=PAPER_MOBILENET_STEM, head="global"`` undoes both departures from
+    the paper.
     """
 
     def __init__(self, *, num_classes: int = 1000, stem: tuple[int, int] = TUTORIAL_MOBILENET_STEM, head: str = "tutorial") -> None:
         super().__init__()
         if head not in ("tutorial", "global"):
             raise ValueError(f"head must be 'tutorial' or 'global', got {head!r}")
-        layers: list[nn.Module] = [_conv_bn_relu(3, 32, 3, *stem)]  # (N, 32, 222, 222) at 224 in
+        self.conv1 = nn.Conv2d(3, 32, 3, stride=stem[0], padding=stem[1], bias=False)
+        self.bn1 = nn.BatchNorm2d(32)
+        blocks: list[nn.Module] = []
         c = 32
         for out, stride in MOBILENET_BLOCKS:
-            layers.append(_conv_bn_relu(c, c, 3, stride, 1, groups=c))  # (N, c, H/s, W/s)
-            layers.append(_conv_bn_relu(c, out, 1, 1, 0))  # (N, out, H/s, W/s)
+            blocks.append(Block(c, out, stride))
             c = out
-        self.features = nn.Sequential(*layers)  # (N, 1024, 14, 14) at 224 in, tutorial stem
+        self.layers = nn.Sequential(*blocks)
         if head == "tutorial":
-            self.pool: nn.Module = nn.AvgPool2d(2)  # (N, 1024, 7, 7)
-            self.fc = nn.Linear(7 * 7 * c, num_classes)
+            self.avgpool: nn.Module = nn.AvgPool2d(2)
+            self.linear = nn.Linear(7 * 7 * c, num_classes)
         else:
-            self.pool = nn.AdaptiveAvgPool2d(1)  # (N, 1024, 1, 1)
-            self.fc = nn.Linear(c, num_classes)
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.linear = nn.Linear(c, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.features(x))
-        return self.fc(torch.flatten(x, 1))  # (N, num_classes)
+        out = F.relu(self.bn1(self.conv1(x)))  # (N, 32, 222, 222) at 224 in, tutorial stem
+        out = self.avgpool(self.layers(out))  # (N, 1024, 7, 7): 14x14 maps halved
+        return self.linear(out.view(out.size(0), -1))  # (N, num_classes)
 
 
 def _trace_mobilenet(t: Tracer, stem: tuple[int, int], blocks: Sequence[tuple[int, int]], separable: bool) -> int:
@@ -210,6 +266,14 @@ def tutorial_mobilenet_plan(
         t.adaptive_avgpool("pool", 1)
     t.flatten().linear("fc", num_classes)
     return t.plan
+
+
+def _conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
 
 
 class ConvMobileNet(nn.Module):

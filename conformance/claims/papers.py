@@ -1,5 +1,5 @@
 """Claims the papers make about their own models: MobileNet (Howard et al. 2017, Tables 1, 2, 4,
-Section 3.1) and VGG (Simonyan & Zisserman 2015, Table 2).
+Section 3.1, Eq. 5) and VGG (Simonyan & Zisserman 2015, Section 2.3, Table 2).
 
 Instantiated: ``cnn_models``' reference MobileNet v1, the exhibits (Conv MobileNet, VGG
 configuration C) and torchvision's VGGs, on meta. Closed forms: ``conformance.formulas``.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import torch.nn as nn
@@ -17,16 +18,17 @@ import cnn_models
 from cnn_models.mobilenet_v1 import BLOCKS, STEM
 
 from ..formulas import spec_plan
-from ..formulas.layers import conv2d_macs, conv2d_out
+from ..formulas.layers import conv2d_macs, conv2d_out, conv2d_params
 from ..layer_table import build_on_meta
 from ..macs import count_flops
 from ._measure import meta_macs, meta_params
-from .claim import CONDITIONAL, Claim, Verdict, agree, fmt, rounded, within
-from .exhibits import ConvMobileNet, conv_mobilenet_plan, vgg_c_features, vgg_c_plan
+from .claim import CONDITIONAL, Claim, Judged, agree, exact, fmt, rounded, within
+from .exhibits import ConvMobileNet, conv_mobilenet_plan, separable_pair, vgg_c_features, vgg_c_plan
+from .vggnet import conv_stack_params, vgg_coefficients
 
-__all__ = ["CLAIMS", "TABLE2"]
+__all__ = ["CLAIMS", "RATIO_FORMULAS", "RATIO_GRID", "TABLE2"]
 
-GROUP = "papers' own numbers"
+GROUP = "The papers' own numbers"
 SIZE = (3, 224, 224)
 MOBILENET_T1 = "Howard et al. 2017 (MobileNets), Tables 1 and 7"
 MOBILENET_T4 = "Howard et al. 2017 (MobileNets), Table 4"
@@ -77,19 +79,22 @@ def _savings() -> dict[str, Any]:
     return {"per block": per_block, "whole network": rounded(whole)}
 
 
-def _savings_judge(claimed: list[float], measured: dict[str, Any]) -> tuple[Verdict, str]:
+def _savings_judge(claimed: list[float], measured: dict[str, Any]) -> Judged:
     lo, hi = claimed
     ratios = [*measured["per block"], measured["whole network"]]
     inside = [lo <= r <= hi for r in ratios]
     if all(inside):
         return True, ""
     if not any(inside):
-        return False, f"every block saves outside {fmt(lo)}-{fmt(hi)}x ({fmt(measured['per block'])})"
+        return (
+            False, f"every block saves outside {fmt(lo)}-{fmt(hi)}x ({fmt(measured['per block'])})",
+            f"{min(ratios):g}-{max(ratios):g}x",
+        )
     outside = [f"block {i + 1} ({r:g}x)" for i, r in enumerate(measured["per block"]) if not lo <= r <= hi]
     return CONDITIONAL, (
         f"the saving per 3x3 layer is 1/(1/C_out + 1/9): within {fmt(lo)}-{fmt(hi)}x for the whole network "
         f"({measured['whole network']:g}x) and C_out >= 72, but not for {', '.join(outside)}"
-    )
+    ), f"for the whole network and every block with C_out >= 72; {', '.join(outside)} saves less"
 
 
 # --- Table 4: Conv MobileNet ---------------------------------------------------------------------
@@ -100,7 +105,7 @@ def _conv_mobilenet_macs() -> dict[str, int]:
     return {"with the FC layer": m["mult-adds"], "without it": m["mult-adds"] - m["fc mult-adds"]}
 
 
-def _conv_macs_judge(claimed: float, measured: dict[str, int]) -> tuple[Verdict, str]:
+def _conv_macs_judge(claimed: float, measured: dict[str, int]) -> Judged:
     ok = {k: abs(v - claimed) <= 0.5e6 for k, v in measured.items()}
     if all(ok.values()):
         return True, ""
@@ -109,8 +114,9 @@ def _conv_macs_judge(claimed: float, measured: dict[str, int]) -> tuple[Verdict,
             f"holds only without the final FC layer's mult-adds ({measured['with the FC layer'] / 1e6:,.1f}M with them), "
             f"a convention under which MobileNet itself would have {(_mobilenet()['mult-adds'] - _conv_mobilenet()['fc mult-adds']) / 1e6:,.1f}M, "
             "not Table 4's 569M"
-        )
-    return False, f"{measured['with the FC layer'] / 1e6:,.1f}M with the FC layer, {measured['without it'] / 1e6:,.1f}M without"
+        ), f"without the FC layer; with it {measured['with the FC layer'] / 1e6:,.1f}M"
+    text = f"{measured['with the FC layer'] / 1e6:,.1f}M with the FC layer, {measured['without it'] / 1e6:,.1f}M without"
+    return False, text, text
 
 
 # --- Table 2: resources per layer type ------------------------------------------------------------
@@ -161,7 +167,7 @@ def _table2() -> dict[str, list[float]]:
     return {k: [round(100 * v[i] / totals[i], 2) for i in (0, 1)] for k, v in inst.items()}
 
 
-def _table2_judge(claimed: dict[str, list[float]], measured: dict[str, list[float]]) -> tuple[Verdict, str]:
+def _table2_judge(claimed: dict[str, list[float]], measured: dict[str, list[float]]) -> Judged:
     columns = ("mult-adds", "parameters")
     wrong = [(k, i) for k in claimed for i in (0, 1) if abs(claimed[k][i] - measured[k][i]) > 0.005]
     if not wrong:
@@ -173,7 +179,8 @@ def _table2_judge(claimed: dict[str, list[float]], measured: dict[str, list[floa
         printed_sum = sum(v[i] for v in claimed.values())
         parts.append(f"{k} {columns[i]}: {b}%, not {a}%{swapped}; the printed column sums to {printed_sum:.2f}%")
     held = 2 * len(claimed) - len(wrong)
-    return False, f"{held} of {2 * len(claimed)} entries hold to 2 decimals; " + "; ".join(parts)
+    fixes = "; ".join(f"{k} {columns[i]} {measured[k][i]:.2f}%" for k, i in wrong)
+    return False, f"{held} of {2 * len(claimed)} entries hold to 2 decimals; " + "; ".join(parts), fixes
 
 
 # --- VGG Table 2 ------------------------------------------------------------------------------------
@@ -195,11 +202,50 @@ def _vgg_params() -> dict[str, int]:
     return out
 
 
-def _vgg_judge(claimed: dict[str, float], measured: dict[str, int]) -> tuple[Verdict, str]:
+def _vgg_judge(claimed: dict[str, float], measured: dict[str, int]) -> Judged:
     wrong = [f"{k}: {fmt(measured[k])}, not {fmt(v)}M" for k, v in claimed.items() if abs(measured[k] - v * 1e6) > 0.5e6]
     if not wrong:
         return True, ""
-    return False, "rounded to millions, " + "; ".join(wrong)
+    return False, "rounded to millions, " + "; ".join(wrong), "; ".join(f"{k}: {measured[k] / 1e6:.0f}M" for k in claimed)
+
+
+# --- Eq. 5: separable over standard cost -------------------------------------------------------------
+
+# (C_in, C_out, k) at which the ratio separable / standard is measured.
+RATIO_GRID: tuple[tuple[int, int, int], ...] = ((3, 10, 3), (32, 64, 3), (32, 64, 5), (512, 512, 3), (8, 1, 7), (1, 1, 1))
+
+# Candidate closed forms a claim may state for the ratio (Howard et al. 2017, Eq. 5: 1/N + 1/D_K²).
+RATIO_FORMULAS = {
+    "1/C_out + 1/k²": lambda ci, co, k: Fraction(1, co) + Fraction(1, k * k),
+    "1/C_in + 1/k²": lambda ci, co, k: Fraction(1, ci) + Fraction(1, k * k),
+    "1/k²": lambda ci, co, k: Fraction(1, k * k),
+}
+
+
+def _ratios() -> dict[str, str]:
+    out = {}
+    for ci, co, k in RATIO_GRID:
+        sep = meta_params(functools.partial(separable_pair, ci, co, k))
+        std = conv_stack_params([ci, co], k)
+        closed = conv2d_params(ci, ci, k, groups=ci, bias=False) + conv2d_params(ci, co, 1, bias=False)
+        agree(f"separable {ci}->{co} {k}x{k} weights", sep, closed)
+        ratio = Fraction(sep, std)
+        out[f"{ci}→{co}, {k}x{k}"] = f"{ratio.numerator}/{ratio.denominator}"
+    return out
+
+
+def _ratio_judge(claimed: str, measured: dict[str, str]) -> Judged:
+    formula = RATIO_FORMULAS[claimed]
+    wrong = [
+        f"{label}: {value}, not {formula(*cfg)}"
+        for cfg, (label, value) in zip(RATIO_GRID, measured.items(), strict=True)
+        if Fraction(value) != formula(*cfg)
+    ]
+    if not wrong:
+        return True, ""
+    right = [name for name, f in RATIO_FORMULAS.items()
+             if all(Fraction(v) == f(*cfg) for cfg, v in zip(RATIO_GRID, measured.values(), strict=True))]
+    return False, f"{len(wrong)} of {len(RATIO_GRID)} configurations differ ({wrong[0]})", ", ".join(right) or "none listed"
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -233,6 +279,17 @@ CLAIMS: tuple[Claim, ...] = (
         "Resources per layer type (% of mult-adds, % of parameters): Conv 1x1 94.86/74.59, Conv DW 3x3 3.06/1.06, "
         "Conv 3x3 1.19/0.02, Fully Connected 0.18/24.33.",
         TABLE2, _table2, _table2_judge,
+    ),
+    Claim(
+        "separable-ratio", GROUP, "Howard et al. 2017 (MobileNets), Eq. 5",
+        "Depthwise separable over standard conv weights (and, at stride 1 with 'same' padding, "
+        "mult-adds) is 1/C_out + 1/k².",
+        "1/C_out + 1/k²", _ratios, _ratio_judge,
+    ),
+    Claim(
+        "vgg-27c2-vs-49c2", GROUP, "Simonyan & Zisserman 2015 (VGG), Section 2.3",
+        "Three stacked 3x3 conv layers of C channels have 3(3²C²) = 27C² weights, a single 7x7 layer 7²C² = 49C².",
+        {"three 3x3": 27, "one 7x7": 49}, vgg_coefficients, exact(),
     ),
     Claim(
         "vgg-table2-params", GROUP, "Simonyan & Zisserman 2015 (VGG), Table 2",
