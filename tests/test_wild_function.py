@@ -214,9 +214,9 @@ def test_tutorial_mobilenet_departs_where_its_causes_say() -> None:
         model = case.build()
     # Howard et al. 2017 Table 1: "Conv / s2" stem, global "Avg Pool 7x7" over the 7x7 map
     assert cnn_models.get_spec(case.spec).config["stem"] == (32, 2)
-    stem = model.get_submodule("features.0.0")
+    stem = model.get_submodule("conv1")
     assert isinstance(stem, nn.Conv2d) and stem.stride == (1, 1)
-    pool = model.get_submodule("pool")
+    pool = model.get_submodule("avgpool")
     assert isinstance(pool, nn.AvgPool2d) and pool.kernel_size == 2
 
 

@@ -19,7 +19,7 @@ import cnn_models
 from cnn_models import InitScheme
 from cnn_models.cifar_resnet import cifar_resnet
 
-from ..check import torchvision_meta
+from ..check import torchvision_weights_info
 from ..formulas import spec_plan
 from ..init_check import init_failures
 from ..layer_table import build_on_meta
@@ -276,7 +276,7 @@ def _deepest_judge(claimed: int, measured: dict[str, int]) -> Judgement:
 def _published_params() -> dict[str, int]:
     out = {}
     for name in ("resnet18", "resnet50"):
-        published = int(torchvision_meta(name)["num_params"])
+        published = int(torchvision_weights_info(name)["num_params"])
         out[name] = agree(f"{name}: torchvision's published num_params vs its model", published,
                           meta_params(torchvision_factory(name)))
     return out

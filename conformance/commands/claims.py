@@ -9,7 +9,9 @@ Each claim is measured by instantiating modules and by closed forms (they must a
 judged: holds, does not hold, or holds only under a stated condition. The table lists every
 claim and then why each non-holding one fails. ``--json PATH`` (``-`` for stdout) writes a
 list of objects with keys id, source, statement, claimed, measured, verdict (true, false or
-"conditional") and explanation. Exit codes: 0 evaluated (whatever the verdicts), 2 usage
+"conditional"), explanation, and for each claim the tutorial section it comes from (section),
+whether the tutorial states or only implies it (basis), what would make a failing statement
+true (correction), the citation of a value read from a paper (evidence) and its group. Exit codes: 0 evaluated (whatever the verdicts), 2 usage
 error or a claim whose two measurements disagree (a bug, named in the message).
 """
 
