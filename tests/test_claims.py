@@ -534,8 +534,8 @@ def test_claim(claim_id: str) -> None:
 
 
 def test_agree_raises_naming_both_measurements() -> None:
-    with pytest.raises(ClaimError, match=r"widget: instantiated modules give 1,000, the closed form gives 999"):
-        agree("widget", 1000, 999)
+    with pytest.raises(ClaimError, match=r"widget: instantiated modules give 10,000, the closed form gives 9999"):
+        agree("widget", 10_000, 9_999)
     assert agree("widget", {"a": [1.0, 2.0]}, {"a": [1.0, 2.0 + 1e-12]}, rel=1e-9) == {"a": [1.0, 2.0]}
 
 

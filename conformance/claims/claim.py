@@ -224,14 +224,15 @@ def rounded(value: float, digits: int = 3) -> float:
 
 
 def fmt(value: Any) -> str:
-    """Human form: ints (and integral floats) with thousands separators, other floats as stored."""
+    """Human form: ints (and integral floats) with thousands separators from five digits on (a
+    year stays 2014), other floats as stored."""
     if isinstance(value, bool) or value is None:
         return str(value).lower() if isinstance(value, bool) else "none"
     if isinstance(value, int):
-        return f"{value:,}"
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e15:
-            return f"{int(value):,}"
+            return fmt(int(value))
         return f"{value:,}"  # shortest round-trip form: measured floats are rounded where measured
     if isinstance(value, Mapping):
         return "; ".join(f"{k}: {fmt(v)}" for k, v in value.items())
