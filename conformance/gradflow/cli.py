@@ -49,9 +49,9 @@ DEFAULTS = {
     "padding": "circular",
     "batch": "16",
     "size": "8",
-    "steps": "120",
-    "lr": "0.05",
-    "examples": "4096",
+    "steps": "200",
+    "lr": "0.025",
+    "examples": "1024",
     "sweep_depths": "8,32,110",
     "sweep_width": "16",
     "out": "gradflow-report",
@@ -60,7 +60,7 @@ DEFAULTS = {
 
 # where a mode's default differs from the grid's
 MODEL_DEFAULTS = {"inits": OWN_INIT, "seeds": "3", "batch": "8"}
-TRAIN_DEFAULTS = {"seeds": "3", "batch": "64", "dtype": "float32"}
+TRAIN_DEFAULTS = {"seeds": "3", "batch": "32", "dtype": "float32"}
 MODEL_SIZE = 64  # --model: the spec's input size, at most this many pixels a side (adaptive pools allow it)
 CANDIDATE_SIZE = (3, 32, 32)
 
@@ -103,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--padding", default=d["padding"],
                         help=f"comma list from {','.join(PADDINGS)} [{d['padding']}]")
     parser.add_argument("--batch", default=None,
-                        help=f"batch size N [{d['batch']}; --model: 8; --train: 64]")
+                        help=f"batch size N [{d['batch']}; --model: 8; --train: 32]")
     parser.add_argument("--size", default=d["size"], help=f"spatial size H = W (grid and --train) [{d['size']}]")
     parser.add_argument("--sweep-depths", default=d["sweep_depths"],
                         help="depths of the first-layer-gradient sweep (plain / plain+BN / "
@@ -303,10 +303,11 @@ def _names(text: str | None) -> list[str]:
 def _grid_only(args: argparse.Namespace, mode: str) -> None:
     """Options of the other modes, refused where they would be ignored."""
     if mode != "model":
-        for flag, value in (("--zero-init-residual", args.zero_init_residual), ("--no-shortcuts", args.no_shortcuts),
-                            ("--input-size", args.input_size)):
+        for flag, value, where in (("--zero-init-residual", args.zero_init_residual, "--model"),
+                                   ("--no-shortcuts", args.no_shortcuts, "--model"),
+                                   ("--input-size", args.input_size, "--model / --candidate")):
             if value:
-                raise UsageError(f"{flag} applies to --model / --candidate")
+                raise UsageError(f"{flag} applies to {where} (the init-time profiles)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -64,13 +64,13 @@ CHANCE_LOSS = math.log(10.0)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 120
-    lr: float = 0.05
+    steps: int = 200
+    lr: float = 0.025
     momentum: float = 0.9  # He et al. 2016, section 4.2
     weight_decay: float = 1e-4  # He et al. 2016, section 4.2
-    batch: int = 64
+    batch: int = 32
     size: int = 8  # input S x S
-    examples: int = 4096  # the training set
+    examples: int = 1024  # the training set
     final_fraction: float = 0.2  # "final loss": mean minibatch loss over the last 20% of steps
     teacher_seed: int = 7
     dtype: str = "float32"
