@@ -88,7 +88,9 @@ def test_small_run_writes_every_output(tmp_path: Path, capsys: pytest.CaptureFix
     report = (tmp_path / "report.md").read_text()
     assert "![He vs naive](he_vs_naive.png)" in report
     assert "![Plain vs residual](plain_vs_residual.png)" in report
-    assert "Naive N(0,1) init" in report and "f'(x)+1" in report
+    assert "### 1. How far does the init's scale carry through a deep net? (He et al. 2015)" in report
+    assert "### 2. Does an identity shortcut keep the gradient from vanishing? (He et al. 2016)" in report
+    assert "Naive N(0,1) init makes deep nets" not in report  # the tutorial never says it
 
 
 # --- --model / --candidate / --train ------------------------------------------------------------
