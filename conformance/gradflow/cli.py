@@ -33,7 +33,7 @@ from .nets import INIT_SCHEMES, PADDINGS, RESIDUAL_MODES
 from .setting import DTYPES, Setting
 from .training import DEFAULT_MODELS
 
-__all__ = ["DEFAULTS", "add_arguments", "main", "run"]
+__all__ = ["DEFAULTS", "add_arguments", "main", "model_input_size", "run"]
 
 PROG = "cnn-conformance gradflow"
 
@@ -327,11 +327,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _input_size(args: argparse.Namespace, name: str | None) -> tuple[int, int, int]:
-    """``--input-size``, else the spec's capped at ``MODEL_SIZE`` px (if the model runs there), else
-    the spec's; a candidate: ``CANDIDATE_SIZE``."""
     if args.input_size:
         dims = tuple(_positive_int("--input-size", str(v)) for v in args.input_size)
         return dims[0], dims[1], dims[2]
+    return model_input_size(name)
+
+
+def model_input_size(name: str | None) -> tuple[int, int, int]:
+    """The default input of ``--model NAME``: the spec's, capped at ``MODEL_SIZE`` px a side when
+    the model runs there (a meta-device pass says), else the spec's; a candidate (``None``):
+    ``CANDIDATE_SIZE``."""
     if name is None:
         return CANDIDATE_SIZE
     import cnn_models
