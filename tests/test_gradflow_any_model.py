@@ -24,7 +24,7 @@ from conformance.layer_table import layer_table
 
 
 @pytest.mark.parametrize(
-    "name,size", [("cifar_resnet20", 16), ("googlenet", 32), ("mobilenet_v3_small", 32), ("resnet50", 32)]
+    "name,size", [("cifar_resnet20", 16), ("googlenet", 32), ("mobilenet_v3_small", 32), ("resnet50", 16)]
 )
 def test_hooks_see_every_conv_and_linear_output(name: str, size: int) -> None:
     (v,) = variants(models=[name])

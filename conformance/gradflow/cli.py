@@ -351,7 +351,7 @@ def model_input_size(name: str | None) -> tuple[int, int, int]:
     try:
         layer_table(spec.build, small, train=True)  # on meta: shapes only
     except ConformanceError:
-        return (c, h, w)  # e.g. Inception v3 needs 75 px and more
+        return (c, h, w)  # e.g. Inception v3, whose aux head (train mode) needs about its own 299 px
     return small
 
 

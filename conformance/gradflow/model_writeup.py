@@ -255,7 +255,8 @@ def plot_profiles(profiles: Sequence[ModelProfile], path: Path, title: str) -> N
             ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("log10")
     axes[0][0].legend(fontsize=6)
-    fig.suptitle(f"{title}: per-layer second moments at init (error bars: sd over seeds; dashed: the laws)",
+    fig.suptitle(f"{title}: per-layer second moments at init (error bars: sd over seeds; dashed: the laws; "
+                 "exact zeros not drawn)",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
