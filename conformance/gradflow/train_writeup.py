@@ -285,7 +285,7 @@ def _reasons(order: Ordering, by: dict[str, list[TrainRun]], norms: dict[str, di
                 f"drops); this run covers {epochs:.1f} epochs of a small set, so the residual ordering is "
                 "**not reproduced at this horizon**, which does not contradict it at the end of training."
             )
-    return out + ([""] if out else [])
+    return [line for text in out for line in (text, "")]
 
 
 def _early_peak(runs: Sequence[TrainRun]) -> tuple[float, int]:
