@@ -1,4 +1,4 @@
-"""Gradient flow at initialization: probes, experiment nets, theory, runner, report, CLI.
+"""Gradient flow at initialization and through the first steps of training.
 
 Measures per-layer activation and activation-gradient second moments of any ``nn.Module``
 (``Probe``) and of configurable experiment nets (plain / residual, BN or not, six inits),
@@ -13,10 +13,19 @@ De & Smith 2020, Yang et al. 2019, Fixup / SkipInit, torchvision ``zero_init_res
     'agrees'
     >>> gradflow.first_layer_gradient_vs_depth([8, 20, 56, 110], residual="on", bn=True)
 
+Any model: ``model_profile.measure_variant`` records per-layer second moments of activations,
+of the gradients with respect to them and of weight gradients over seeds (registered
+architectures, candidates, and their variants: init swapped, ``zero_init_residual``, the plain
+twin), with the laws' predictions where ``reach`` finds conv-BN-ReLU / conv-ReLU links.
+Training: ``training.train_all`` runs the degradation experiment of He et al. 2016 (Fig. 1,
+Fig. 6) in miniature on an offline teacher task.
+
 Modules: ``probes`` (hooks), ``nets`` (experiment nets, init table), ``setting`` (one grid
 point), ``theory`` (predictions, tolerances), ``runner`` (Monte Carlo over seeds, verdicts),
-``models`` (CIFAR ResNets vs plain nets, torchvision ResNets), ``report`` (CSV, JSON, PNG,
-markdown), ``cli`` (``cnn-conformance gradflow``).
+``models`` (CIFAR ResNets vs plain nets, torchvision ResNets), ``reach`` (which layers of any
+model the laws reach), ``model_profile`` (any model at init), ``training`` (plain vs residual
+in training), ``writeup`` / ``model_writeup`` / ``train_writeup`` (CSV, JSON, PNG, markdown),
+``cli`` (``cnn-conformance gradflow``).
 """
 
 from __future__ import annotations

@@ -2,8 +2,11 @@
 
 The markdown is written for a reader who has not read the papers: every verdict says what
 was measured, what theory predicts (and where the prediction comes from), whether they agree,
-and what that means for the tutorial's two claims ("naive N(0,1) init makes deep nets
-explode or vanish"; "the shortcut's derivative f'(x) + 1 keeps gradients alive").
+and what that answers of the experiment's two questions: how far the initialisation's scale
+carries through a deep net (He et al. 2015: a ReLU layer multiplies the second moment by
+n Var[w] / 2, so weights drawn from N(0, 1), as before their init, blow it up layer after
+layer), and whether an identity shortcut keeps the gradient from vanishing (He et al. 2016:
+the block x + F(x) passes dL/dx = dL/dy (F'(x) + 1) back).
 Plots use matplotlib's Agg backend, imported inside the plotting functions.
 """
 
@@ -369,13 +372,21 @@ def _find(results: Sequence[SettingResult], **kw: Any) -> list[SettingResult]:
 
 
 def _claims(results: Sequence[SettingResult], info: RunInfo) -> list[str]:
-    out = ["## The tutorial's claims, measured", ""]
+    out = ["## The two questions, measured", ""]
     depth = max((r.setting.depth for r in results), default=0)
     he = _find(results, residual="off", bn=False, init="he_fan_in", depth=depth)
     naive = _find(results, residual="off", bn=False, init="naive", depth=depth)
     xav = _find(results, residual="off", bn=False, init="xavier", depth=depth)
     naive_bn = _find(results, residual="off", bn=True, init="naive", depth=depth)
-    out.append("### 1. \"Naive N(0,1) init makes deep nets explode or vanish\"")
+    out.append("### 1. How far does the init's scale carry through a deep net? (He et al. 2015)")
+    out.append("")
+    out.append(
+        "He et al. 2015 show that a conv layer followed by ReLU multiplies the second moment of the signal by "
+        "n·Var[w]/2 (n: fan-in forward, fan-out backward), and choose Var[w] = 2/n to make it 1. Weights drawn "
+        "from N(0, 1), the way they were drawn before (the tutorial names He init as the choice for ReLU nets "
+        "and says weights used to come from N(0, 1)), give 4.5·C per 3x3 layer of width C instead: the question "
+        "is what that does to a deep net, with and without BN."
+    )
     out.append("")
     if naive:
         n = naive[0]
@@ -397,8 +408,8 @@ def _claims(results: Sequence[SettingResult], info: RunInfo) -> list[str]:
                 f"({_times(xav[0].slope_forward[0])}): it vanishes. "
                 if xav else ""
             )
-            + "**Verdict: true for nets without normalisation** (float32 overflows after "
-            "about 35 layers at width 32)."
+            + "**Answer: without normalisation the scale of N(0,1) weights compounds into an exponential "
+            "explosion** (float32 overflows after about 35 layers at width 32)."
         )
     if naive_bn:
         nb = naive_bn[0]
@@ -409,11 +420,16 @@ def _claims(results: Sequence[SettingResult], info: RunInfo) -> list[str]:
             f"scale out (measured forward slope {_f(nb.slope_forward[0])} per layer, theory 0). "
             f"But BN does not make deep plain nets healthy at init either: the gradient grows "
             f"{_times(nb.slope_backward[0])} per layer towards the input (theory π/(π-1) = "
-            f"1.467, whatever the init), i.e. exponentially in depth. **So the claim is about "
-            f"layers without BN** (plain VGG, the fc head), or about eval mode with stale "
+            f"1.467, whatever the init), i.e. exponentially in depth. **So the init's scale matters "
+            f"in layers without BN** (plain VGG, the fc head), or in eval mode with stale "
             f"running statistics."
         )
-    out += ["", "### 2. \"The shortcut d/dx(f(x)+x) = f'(x)+1 keeps gradients alive\"", ""]
+    out += [
+        "", "### 2. Does an identity shortcut keep the gradient from vanishing? (He et al. 2016)", "",
+        "He et al. 2016 add identity shortcuts, y = x + F(x); the derivative of the block is F'(x) + 1, the "
+        "tutorial's argument for why the gradient no longer vanishes. The question is what the +1 does to the "
+        "gradient's size over many blocks, with and without BN.", "",
+    ]
     res = _find(results, residual="on", bn=False, init="he_fan_in", depth=depth)
     res_bn = _find(results, residual="on", bn=True, init="he_fan_in", depth=depth)
     plain_bn = _find(results, residual="off", bn=True, init="he_fan_in", depth=depth)
@@ -443,9 +459,9 @@ def _claims(results: Sequence[SettingResult], info: RunInfo) -> list[str]:
             f"(1 + l, De & Smith 2020) and the gradient reaching the first block is "
             f"{_times(r.log_first_to_last_grad)} the last block's in RMS (theory "
             f"{_times(r.prediction.log_first_to_last_grad)}){extra}. "
-            "**Verdict: true when the shortcut comes with BN, a 1/√2 scale or a zero-init "
-            "branch: the gradient then changes polynomially, not exponentially, with depth. "
-            "Without them the +1 prevents vanishing but not exploding.**"
+            "**Answer: with BN, a 1/√2 scale or a zero-init branch, the gradient changes "
+            "polynomially, not exponentially, with depth. Without them the +1 prevents vanishing "
+            "but not exploding.**"
         )
     if info.depth_sweep:
         deepest = max(p.depth for p in info.depth_sweep)
