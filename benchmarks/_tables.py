@@ -142,7 +142,8 @@ def _peer_targets(tally: Tally, model: str, ours: str, peers: tuple[str, ...], w
         best = _best_peer(tally, model, peers, field_name)
         reps = per_rep_speedups(tally, model, ours, peers, field_name)
         if problems or o is None or best is None or not reps:
-            why = not_measured if problems else "not measured: no repetition in which ours and every peer took a measurable time"
+            why = not_measured if problems else ("not measured: no repetition in which ours and every peer took "
+                                                 "a measurable time")
             targets.append(Target(name, why, None))
             continue
         # judged within each repetition (the tools take turns on the model, so a burst of load

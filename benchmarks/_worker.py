@@ -138,7 +138,8 @@ def own_pages() -> str:
     try:
         for fields in regions:
             perms = fields[1]
-            if not (perms.startswith("rw") and perms[3] == "p") or (len(fields) > 5 and fields[5] in ("[vvar]", "[vsyscall]")):
+            if (not (perms.startswith("rw") and perms[3] == "p")
+                    or (len(fields) > 5 and fields[5] in ("[vvar]", "[vsyscall]"))):
                 continue
             start, end = (int(a, 16) for a in fields[0].split("-"))
             n = (end - start) // page
@@ -252,7 +253,8 @@ def _run_forked(module: Any, job: dict[str, Any], out: Any) -> dict[str, Any]:
     try:
         payload = json.loads(b"".join(chunks).decode())
     except ValueError:
-        return {"ok": False, "error": f"no result (exit status {os.WEXITSTATUS(status)})\n{err_tail}", "maxrss_mb": peak}
+        return {"ok": False, "error": f"no result (exit status {os.WEXITSTATUS(status)})\n{err_tail}",
+                "maxrss_mb": peak}
     payload["maxrss_mb"] = peak
     if payload.get("ok") and payload.get("added_mb") is None and payload.get("rss_start_mb") is not None:
         payload["added_mb"] = max(0.0, peak - payload["rss_start_mb"])  # no VmHWM: whole-child peak

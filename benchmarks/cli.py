@@ -35,11 +35,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="1 repetition, 2-4 models per comparison, short sweeps: to validate the harness")
     p.add_argument("--only", metavar="NAME[,NAME]",
-                   help=f"comma list from {', '.join(COMPARISONS)} (default: summary, flops, params, gradflow; gate and suite with --gate / --suite)")
+                   help=f"comma list from {', '.join(COMPARISONS)} (default: summary, flops, params, gradflow; "
+                        "gate and suite with --gate / --suite)")
     p.add_argument("--reps", type=int, default=None, metavar="N",
                    help="repetitions of each measurement (default 3; 1 with --quick)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
-                   help=f"where README.md and {RESULTS}/ (latest.json, figures) go (default {DEFAULT_OUT.relative_to(REPO)})")
+                   help=f"where README.md and {RESULTS}/ (latest.json, figures) go "
+                        f"(default {DEFAULT_OUT.relative_to(REPO)})")
     p.add_argument("--gate", action="store_true",
                    help="also time `cnn-conformance check NAME` for every architecture and `check --all` (long)")
     p.add_argument("--suite", action="store_true",

@@ -56,7 +56,8 @@ CONVENTION = {
     CLOSED: "Conv2d + Linear MACs, no bias",
     META: "aten conv + mm/addmm FLOPs / 2, no bias; BN, activations, pooling, adds = 0",
     CPU_COUNTER: "same counter as ours on meta, on real CPU tensors",
-    "fvcore": "1 per multiply-add of conv/linear/matmul, no bias; + batch_norm, adaptive_avg_pool2d; skips relu, max_pool, add",
+    "fvcore": "1 per multiply-add of conv/linear/matmul, no bias; + batch_norm, adaptive_avg_pool2d; "
+              "skips relu, max_pool, add",
     "ptflops": "conv/linear MACs + bias adds; + BN (x2 affine), ReLU-family, pooling per element; + patched functional "
                "ops (so ReLU and max-pool modules count twice)",
     "thop": "conv/linear MACs, no bias; + BN (x2 affine), average pooling; activations and max pooling 0",
@@ -244,7 +245,8 @@ def run(opts: Options) -> Section:
         r["MACs"] = macs
         r["vs closed form"] = diff
         r["vs closed form %"] = 100.0 * diff / closed if diff is not None and closed else None
-        r["what makes the difference"] = _explain(tally.first(tool, model, "by"), tally.first(CLOSED, model, "by"), diff)
+        r["what makes the difference"] = _explain(tally.first(tool, model, "by"), tally.first(CLOSED, model, "by"),
+                                                  diff)
         # ratios against the closed form too (the cheapest oracle: no model at all)
         r["closed form / theirs time"] = (
             None if tool in (CLOSED, META, BOUND) else
@@ -252,24 +254,29 @@ def run(opts: Options) -> Section:
     columns = ["model", "tool", "call s", "e2e s", "e2e warm s", "added MB", "added warm MB",
                "time ours/theirs", "warm time ours/theirs", "mem ours/theirs", "closed form / theirs time",
                *COUNT_COLUMNS]
-    targets = speed_targets(tally, models, META, PEERS, "FLOP counting, FlopCounterMode on meta", memory=False, bound=BOUND)
+    targets = speed_targets(tally, models, META, PEERS, "FLOP counting, FlopCounterMode on meta", memory=False,
+                            bound=BOUND)
     targets += speed_targets(tally, models, CLOSED, PEERS, "FLOP counting, closed form", memory=False)
     notes = [
-        "ours/theirs = ours (FlopCounterMode on meta) over the row's tool; 'closed form / theirs' uses the closed form.",
+        "ours/theirs = ours (FlopCounterMode on meta) over the row's tool; "
+        "'closed form / theirs' uses the closed form.",
         f"{CPU_COUNTER}'s first call in a process imports torch._dynamo and sympy (about 1.8 s), so its cold time is "
         "mostly that import, which the imports line below does not cover; its warm time is the count itself.",
-        "bound: meta build alone = build_on_meta(factory), the first step of ours (FlopCounterMode, meta) and the floor "
-        "under it: a missed target for ours on meta says how far a counting pass costing nothing could get.",
+        "bound: meta build alone = build_on_meta(factory), the first step of ours (FlopCounterMode, meta) "
+        "and the floor under it: a missed target for ours on meta says how far a counting pass costing nothing "
+        "could get.",
         WARM_NOTE,
         "ptflops 0.7.5's default (pytorch) backend counts nn.ReLU and nn.MaxPool2d twice: once by its module hook and "
         "once more by its patched F.relu / F.max_pool2d called inside the module (a ReLU on 16 values counts 32); "
-        "backend_specific_config={'count_functional': False} turns the second count off (cf. sovrasov/flops-counter.pytorch#139).",
+        "backend_specific_config={'count_functional': False} turns the second count off "
+        "(cf. sovrasov/flops-counter.pytorch#139).",
         "counting conventions: " + " | ".join(f"{k}: {v}" for k, v in CONVENTION.items()),
         import_note(tally),
     ]
     skipped = {m: tally.first("fvcore", m, "skipped") for m in models}
     if any(skipped.values()):
-        notes.append("fvcore skipped (counted 0): " + "; ".join(f"{m}: {', '.join(s)}" for m, s in skipped.items() if s))
+        notes.append("fvcore skipped (counted 0): "
+                     + "; ".join(f"{m}: {', '.join(s)}" for m, s in skipped.items() if s))
     notes += [f"error: {r['tool']} on {r['model']}: {r['error']}" for r in rows if r.get("error")]
     return Section("flops", "2. MACs at 3x224x224 (batch 1, eval)", columns, rows, notes, targets, raw=tally.as_json())
 

@@ -88,7 +88,8 @@ def run(opts: Options) -> Section:
         times = _check_times(res.output_tail)
         # the checks run in parallel processes: their own times add up to more than the wall time
         rows.append({"command": "check --all", "exit": res.returncode, "wall s": res.wall_s,
-                     "check s": None, **dict.fromkeys(STAGES), "peak RSS MB": res.maxrss_mb, "verdict": _verdict(res.output_tail)})
+                     "check s": None, **dict.fromkeys(STAGES), "peak RSS MB": res.maxrss_mb,
+                     "verdict": _verdict(res.output_tail)})
         raw["commands"].append({"argv": res.argv, "returncode": res.returncode, "wall_s": res.wall_s,
                                 "maxrss_mb": res.maxrss_mb, "per_arch_s": times, "tail": res.output_tail[-1500:]})
         targets.append(Target(f"check --all under {TARGET_ALL_S:.0f} s, exit 0",
@@ -97,7 +98,8 @@ def run(opts: Options) -> Section:
         if times:
             slow = sorted(times.items(), key=lambda kv: -kv[1])[:5]
             raw["slowest"] = slow
-            all_note = (f"check --all: {len(times)} checks in parallel processes, {sum(times.values()):.0f} s of check time "
+            all_note = (f"check --all: {len(times)} checks in parallel processes, "
+                        f"{sum(times.values()):.0f} s of check time "
                         f"in all within {res.wall_s:.0f} s of wall time; slowest "
                         + ", ".join(f"{n} {t:.1f} s" for n, t in slow))
     else:
@@ -112,7 +114,8 @@ def run(opts: Options) -> Section:
     if per:
         total = sum(r["wall s"] for r in per)
         worst = max(per, key=lambda r: r["wall s"])
-        notes.append(f"one process per architecture: {len(per)} commands, {total:.0f} s in all; slowest {worst['command']} "
+        notes.append(f"one process per architecture: {len(per)} commands, {total:.0f} s in all; "
+                     f"slowest {worst['command']} "
                      f"{worst['wall s']:.0f} s; largest peak RSS {max(r['peak RSS MB'] for r in per):.0f} MB")
     if all_note:
         notes.append(all_note)

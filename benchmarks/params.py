@@ -132,7 +132,8 @@ def run(opts: Options) -> Section:
         name = f"params ({phase}): closed form >= {TARGET:.0f}x faster than a CPU build, every architecture"
         if unmeasured or len(vals) < len(models):
             missing = unmeasured or [m for m in models if m not in vals]
-            targets.append(Target(name, f"not measured for {len(missing)} of {len(models)}: {'; '.join(missing)}", None))
+            targets.append(Target(name, f"not measured for {len(missing)} of {len(models)}: {'; '.join(missing)}",
+                                  None))
             continue
         worst = min(vals, key=lambda k: vals[k])
         below = [k for k, v in vals.items() if v < TARGET]
@@ -147,7 +148,8 @@ def run(opts: Options) -> Section:
         "CPU/closed = CPU-build time / closed-form time (how many times faster the closed form is); "
         "CPU/meta likewise for the meta build.",
         WARM_NOTE,
-        "agree: the three counts are equal" + (f" -- DISAGREE: {', '.join(disagree)}" if disagree else " for every architecture."),
+        "agree: the three counts are equal"
+        + (f" -- DISAGREE: {', '.join(disagree)}" if disagree else " for every architecture."),
         import_note(tally),
     ]
     notes += [f"error: {r['architecture']}: {r['error']}" for r in rows if r.get("error")]

@@ -68,7 +68,8 @@ def measure(name: str, reps: int) -> list[tuple[str, float, float]]:
     model = build_on_meta(spec.build)
     size = spec.input_size
     rows = []
-    for what, fn in (("flops warm", lambda: count_flops(model, size)), ("table warm", lambda: layer_table(model, size))):
+    for what, fn in (("flops warm", lambda: count_flops(model, size)),
+                     ("table warm", lambda: layer_table(model, size))):
         fn()
         ours = _median(fn, reps)
         with public_only():

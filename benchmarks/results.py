@@ -173,7 +173,8 @@ def load_sections(path: Path) -> list[Section]:
         targets = [Target(**t) for t in d.pop("targets", [])]
         section = Section(**d, targets=targets)
         if not section.measured:  # written before sections carried their own stamp: the run's
-            section.measured = f"in the run started {started.get('date')}, load average {started.get('load_average_at_start')}"
+            section.measured = (f"in the run started {started.get('date')}, "
+                                f"load average {started.get('load_average_at_start')}")
         out.append(section)
     return out
 

@@ -31,7 +31,8 @@ DURATIONS = 15  # pytest's slowest-tests list: where the time goes when the targ
 
 
 def _result(output: str) -> str:
-    lines = [line.strip("= ").strip() for line in output.strip().splitlines() if re.search(r"\d+ (passed|failed|error)", line)]
+    lines = [line.strip("= ").strip() for line in output.strip().splitlines()
+             if re.search(r"\d+ (passed|failed|error)", line)]
     return lines[-1] if lines else (output.strip().splitlines() or ["-"])[-1][:100]
 
 
@@ -71,16 +72,19 @@ def run(opts: Options) -> Section:
                par_row["wall s"] < TARGET_S and par_row["exit"] == 0),
         Target(f"no xdist worker above {TARGET_WORKER_MB / 1024:.0f} GB RSS{scope}",
                (f"largest process of the run {par_row['largest process MB']:.0f} MiB (largest sampled descendant "
-                f"{par_row['largest sampled MB'] or 0:.0f} MiB)") if par_row["largest process MB"] else "no process measured",
+                f"{par_row['largest sampled MB'] or 0:.0f} MiB)")
+               if par_row["largest process MB"] else "no process measured",
                None if par_row["largest process MB"] is None else par_row["largest process MB"] <= TARGET_WORKER_MB),
     ]
     notes = ["whole processes from the repository root; peak RSS per descendant (xdist workers and the subprocesses "
-             "that tests start) from /proc VmHWM, sampled every 0.5 s; largest process = the larger of that and pytest's "
-             "ru_maxrss, which covers every process it waited for (a worker's peak after its last sample included); "
+             "that tests start) from /proc VmHWM, sampled every 0.5 s; largest process = the larger of that "
+             "and pytest's ru_maxrss, which covers every process it waited for "
+             "(a worker's peak after its last sample included); "
              "the worker target is judged on it. MB here are MiB; the 4 GB target is 4096 MiB. "
              "The serial run is `pytest -n 0` (xdist off, one process).",
-             "heap: under -n auto, tests/conftest.py (conformance/heap.py) starts the xdist workers with glibc keeping freed large blocks "
-             "in the heap (when the machine has 6 GiB of RAM per worker; CNN_CONFORMANCE_HEAP=default turns it off); "
+             "heap: under -n auto, tests/conftest.py (conformance/heap.py) starts the xdist workers with glibc "
+             "keeping freed large blocks in the heap "
+             "(when the machine has 6 GiB of RAM per worker; CNN_CONFORMANCE_HEAP=default turns it off); "
              "the serial run keeps glibc's defaults, so the two times differ by that as well as by the parallelism."]
     for label, raw in (("-n auto", par_raw), ("serial", ser_raw)):
         if raw["slowest"]:

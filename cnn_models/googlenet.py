@@ -479,7 +479,9 @@ register_model(
             ),
             "macs": Expected(
                 1.498e9,
-                source="torchvision 0.29 GoogLeNet_Weights.IMAGENET1K_V1.meta['_ops'] (GMACs of conv+linear, 3 decimals)",
+                source=(
+                    "torchvision 0.29 GoogLeNet_Weights.IMAGENET1K_V1.meta['_ops'] (GMACs of conv+linear, 3 decimals)"
+                ),
                 abs_tol=0.0005e9,
                 input_size=(3, 224, 224),
             ),

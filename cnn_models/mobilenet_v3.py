@@ -129,7 +129,14 @@ class InvertedResidualV3(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, kernel: int, expanded: int, out_channels: int, use_se: bool, activation: str, stride: int
+        self,
+        in_channels: int,
+        kernel: int,
+        expanded: int,
+        out_channels: int,
+        use_se: bool,
+        activation: str,
+        stride: int,
     ) -> None:
         super().__init__()
         act = _ACTIVATIONS[activation]

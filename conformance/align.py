@@ -127,7 +127,8 @@ class Difference:
         c, r = self.candidate, self.reference
         if c is not None and r is not None and ({"op", "kind", "fn"} & set(self.attrs)):
             # another kind of op altogether: both sides whole, not attribute by attribute
-            return f"{c.module or '<root>'}: {_short(c)}, where the reference has {_short(r)} (in {r.module or '<root>'})"
+            return (f"{c.module or '<root>'}: {_short(c)}, where the reference has {_short(r)} "
+                    f"(in {r.module or '<root>'})")
         if c is not None and r is not None:
             diff = "; ".join(f"{k} {_v(a)}, reference {_v(b)}" for k, (a, b) in self.attrs.items())
             where = c.module or "<root>"

@@ -173,7 +173,8 @@ def _check_params(cand_meta: nn.Module, spec: ArchSpec | None, ref_meta: nn.Modu
     if ref_meta is not None:
         oracles.append(("reference model", _count(ref_meta), 0))
     failures = [
-        f"parameters: expected {value:,.0f}{f' +- {tol:,.0f}' if tol else ''} ({src}), got {got:,} ({got - value:+,.0f})"
+        f"parameters: expected {value:,.0f}{f' +- {tol:,.0f}' if tol else ''} ({src}), "
+        f"got {got:,} ({got - value:+,.0f})"
         for src, value, tol in oracles
         if abs(got - value) > tol
     ]
@@ -183,7 +184,9 @@ def _check_params(cand_meta: nn.Module, spec: ArchSpec | None, ref_meta: nn.Modu
 
 
 def _check_output_shape(cand_rows_out: tuple[int, ...], expected: tuple[int, ...], source: str) -> CheckResult:
-    fails = [] if cand_rows_out == expected else [f"output: expected shape (N, {', '.join(map(str, expected))}) ({source}), got (N, {', '.join(map(str, cand_rows_out))})"]
+    fails = [] if cand_rows_out == expected else [
+        f"output: expected shape (N, {', '.join(map(str, expected))}) ({source}), "
+        f"got (N, {', '.join(map(str, cand_rows_out))})"]
     return CheckResult.from_failures("output_shape", fails, f"(N, {', '.join(map(str, cand_rows_out))})")
 
 
@@ -200,7 +203,8 @@ def _layer_rows(trace: Trace, alignment: Alignment | None) -> dict[str, tuple[st
         weight = next((k for role, k in op.tensors if role == "weight"), None)
         if weight is None:
             continue
-        kind = _KIND.get(op.kind) or ("BatchNorm2d" if op.kind == "norm" and op.attrs.get("kind") == "batch" else op.kind)
+        kind = _KIND.get(op.kind) or ("BatchNorm2d" if op.kind == "norm" and op.attrs.get("kind") == "batch"
+                                      else op.kind)
         params = sum(math.prod(trace.shapes[k]) for _, k in op.tensors if k in trace.params)
         own = weight.rpartition(".")[0]
         name = pairs.get(weight, weight).rpartition(".")[0]
@@ -217,7 +221,8 @@ def _check_plan_layers(subject: Subject) -> CheckResult:
     planned = {layer.name: layer for layer in plan.layers if layer.kind in PARAMETRIC}
     if set(planned) - set(got):  # layers that run only in train mode (auxiliary heads)
         with contextlib.suppress(TraceError):
-            for k, v in _layer_rows(trace_model(subject.cand_meta, subject.size, train=True), subject.alignment).items():
+            for k, v in _layer_rows(trace_model(subject.cand_meta, subject.size, train=True),
+                                    subject.alignment).items():
                 got.setdefault(k, v)
     failures = []
     for name, layer in planned.items():
@@ -258,7 +263,8 @@ def _check_macs(cand_meta: nn.Module, spec: ArchSpec | None, input_size: tuple[i
         got = count_flops(cand_meta, at).macs
         evidence.append(f"torchvision _ops {tv.gmacs} G")
         if abs(got - tv.macs) > TV_OPS_ABS_TOL:
-            failures.append(f"total MACs at {at}: expected {tv.macs:,} ({tv.weights}.meta['_ops']), got {got:,} ({got - tv.macs:+,})")
+            failures.append(f"total MACs at {at}: expected {tv.macs:,} ({tv.weights}.meta['_ops']), "
+                            f"got {got:,} ({got - tv.macs:+,})")
     if spec is not None:  # further paper values at other resolutions ("macs@192", ...)
         for key, exp in spec.expected.items():
             if key.startswith("macs@"):
@@ -281,7 +287,8 @@ def _check_forward_alone(factory: Factory, input_size: tuple[int, ...]) -> Check
     x = torch.randn((2, *input_size), dtype=torch.float64, requires_grad=True)
     out = model(x)
     outs = [out] if isinstance(out, torch.Tensor) else [o for o in out if isinstance(o, torch.Tensor)]
-    failures = [f"output[{i}]: {int((~torch.isfinite(o)).sum())} non-finite values (NaN/inf) in the forward pass" for i, o in enumerate(outs) if not torch.isfinite(o).all()]
+    failures = [f"output[{i}]: {int((~torch.isfinite(o)).sum())} non-finite values (NaN/inf) in the forward pass"
+                for i, o in enumerate(outs) if not torch.isfinite(o).all()]
     sum(o.double().sum() for o in outs).backward()  # type: ignore[union-attr]
     for name, p in model.named_parameters():
         if p.requires_grad and p.grad is None:
@@ -382,8 +389,9 @@ def _group(differences: Sequence[Any]) -> list[str]:
         groups.setdefault(key, []).append(d)
     out = []
     for ds in groups.values():
-        more = f" (and {len(ds) - 1} more op(s) alike: {', '.join(d.candidate.module for d in ds[1:4] if d.candidate)}" \
-               f"{' ...' if len(ds) > 4 else ''})" if len(ds) > 1 else ""
+        more = (f" (and {len(ds) - 1} more op(s) alike: "
+                f"{', '.join(d.candidate.module for d in ds[1:4] if d.candidate)}"
+                f"{' ...' if len(ds) > 4 else ''})" if len(ds) > 1 else "")
         out.append(ds[0].describe() + more)
     return out
 
@@ -455,7 +463,8 @@ def _check_init_spec(subject: Subject, zero_init_factory: Factory | None) -> Che
         model = zero_init_factory()
         zero = frozenset(
             n for n, m in model.named_modules()
-            if isinstance(m, nn.BatchNorm2d) and n.rsplit(".", 1)[-1] in spec.zero_init_residual_bns and n.startswith("layer")
+            if isinstance(m, nn.BatchNorm2d) and n.rsplit(".", 1)[-1] in spec.zero_init_residual_bns
+            and n.startswith("layer")
         )
         binding += [f"zero_init_residual=True: {f}" for f in init_failures(model, spec.init, zero)]
         evidence += f"; zero_init_residual: {len(zero)} BN gammas exactly 0"
@@ -466,7 +475,8 @@ def _check_init_spec(subject: Subject, zero_init_factory: Factory | None) -> Che
         wrong = [f"the spec declares what torchvision does not draw: torchvision:{spec.torchvision} {line}"
                  for line in init_failures(tv, spec.init)]
         binding += wrong
-        evidence += f"; the declaration {'fails' if wrong else 'holds'} for torchvision:{spec.torchvision}'s own fresh init"
+        evidence += (f"; the declaration {'fails' if wrong else 'holds'} "
+                     f"for torchvision:{spec.torchvision}'s own fresh init")
     if binding:
         return CheckResult("init", "fail", evidence, binding + [f"(advisory) {a}" for a in advisory])
     if advisory:
@@ -498,7 +508,8 @@ def _numerics(subject: Subject, numerics_factories: tuple[Factory, Factory | Non
                             "(no torchvision counterpart); finite_grads runs the model alone"),
                 *_run_check("finite_grads", lambda: _check_forward_alone(subject.candidate, subject.small))]
     if al is None or not al.complete:
-        where = _group(al.differences)[0] if al is not None and al.differences else "tensors left unpaired (see alignment)"
+        where = (_group(al.differences)[0] if al is not None and al.differences
+                 else "tensors left unpaired (see alignment)")
         return [CheckResult("numerics", "fail", "not run: no one-to-one pairing of the tensors (see alignment)",
                             [f"the computations part at {where}; weights cannot be copied across, so outputs "
                              f"cannot be compared"]),
@@ -569,10 +580,14 @@ def check(
     if reference is None and spec is None:
         raise UsageError("check needs a reference (torchvision:NAME) or a spec (--spec NAME), or both")
     tv_name = tv_name or (spec.torchvision if spec is not None else None)
-    label = reference_label or " + ".join(x for x in (f"spec {spec.name}" if spec else "", f"torchvision:{tv_name}" if reference and tv_name else ("reference" if reference else "")) if x)
+    label = reference_label or " + ".join(
+        x for x in (f"spec {spec.name}" if spec else "",
+                    f"torchvision:{tv_name}" if reference and tv_name else ("reference" if reference else ""))
+        if x)
     report = Report(candidate_label, label)
     size = input_size or (spec.input_size if spec is not None else (3, 224, 224))
-    small = spec.small_input_size if spec is not None and input_size is None else (size[0], min(size[1], 64), min(size[2], 64))
+    small = (spec.small_input_size if spec is not None and input_size is None
+             else (size[0], min(size[1], 64), min(size[2], 64)))
 
     if isinstance(candidate, nn.Module) or isinstance(reference, nn.Module):
         which = "candidate" if isinstance(candidate, nn.Module) else "reference"
@@ -784,7 +799,8 @@ def check_candidate(
                      reference_label=f"spec {spec.name} + cnn_models.{spec.name} (reference implementation)", **common)
     tv_name = _parse_reference(reference)[0] if reference else (spec.torchvision if spec else None)
     target = reference or f"torchvision:{tv_name}"
-    kwargs = {"num_classes": spec.num_classes, **spec.torchvision_kwargs} if spec is not None and spec.torchvision == tv_name else {}
+    kwargs = ({"num_classes": spec.num_classes, **spec.torchvision_kwargs}
+              if spec is not None and spec.torchvision == tv_name else {})
     ref = resolve_reference(target, **kwargs)
     num = None
     if spec is not None and spec.numerics_kwargs and spec.torchvision == tv_name:

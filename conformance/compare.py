@@ -56,7 +56,8 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
 
     with torch.no_grad():
         for mod in model.modules():
-            is_bn = isinstance(mod, BATCH_NORMS) or type(mod).__name__.startswith(("BatchNorm", "GroupNorm", "LayerNorm"))
+            is_bn = (isinstance(mod, BATCH_NORMS)
+                     or type(mod).__name__.startswith(("BatchNorm", "GroupNorm", "LayerNorm")))
             for pname, p in mod.named_parameters(recurse=False):
                 if p.dim() >= 2:
                     fan_in = p[0].numel()
@@ -186,7 +187,8 @@ def _expected_blocks(expected: Expected) -> Callable[[], Iterable[tuple[int, tor
     return lambda: ((i, flat[i:i + CHUNK]) for i in range(0, flat.numel(), CHUNK))
 
 
-def compare_tensors(name: str, got: torch.Tensor, expected: Expected, rtol: float = RTOL, atol: float = ATOL) -> str | None:
+def compare_tensors(name: str, got: torch.Tensor, expected: Expected, rtol: float = RTOL,
+                    atol: float = ATOL) -> str | None:
     """``None`` if close; otherwise one line: name, mismatch count, worst element, tolerance.
 
     Close means ``|got - expected| <= atol * max(max|expected|, 1) + rtol * |expected|`` element
@@ -201,7 +203,8 @@ def compare_tensors(name: str, got: torch.Tensor, expected: Expected, rtol: floa
         return None  # the common case, and cheap
     g_all = got.detach().reshape(-1)
     blocks = _expected_blocks(expected)
-    if isinstance(expected, LinearWeightGrad) and all(torch.equal(g_all[i:i + e.numel()], e) for i, e in blocks()) and all_finite(got):
+    if (isinstance(expected, LinearWeightGrad)
+            and all(torch.equal(g_all[i:i + e.numel()], e) for i, e in blocks()) and all_finite(got)):
         return None  # block by block: the same common case
 
     def slices() -> Iterable[tuple[int, torch.Tensor, torch.Tensor]]:
@@ -215,7 +218,8 @@ def compare_tensors(name: str, got: torch.Tensor, expected: Expected, rtol: floa
     for _, g, e in slices():
         gnf, enf = ~torch.isfinite(g), ~torch.isfinite(e)
         g_bad, e_bad = g_bad + int(gnf.sum()), e_bad + int(enf.sum())
-        same_nonfinite = same_nonfinite and torch.equal(gnf, enf) and torch.allclose(g[gnf], e[enf], rtol=0.0, atol=0.0, equal_nan=True)
+        same_nonfinite = (same_nonfinite and torch.equal(gnf, enf)
+                          and torch.allclose(g[gnf], e[enf], rtol=0.0, atol=0.0, equal_nan=True))
         finite = e[~enf]
         if finite.numel():
             scale = max(scale, float(finite.abs().max()))
@@ -234,7 +238,8 @@ def compare_tensors(name: str, got: torch.Tensor, expected: Expected, rtol: floa
     if n_bad == 0:
         return None
     idx = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), got.shape)) if got.dim() else ()
-    exp_v = expected.value(worst) if isinstance(expected, LinearWeightGrad) else float(expected.detach().reshape(-1)[worst])
+    exp_v = (expected.value(worst) if isinstance(expected, LinearWeightGrad)
+             else float(expected.detach().reshape(-1)[worst]))
     got_v = float(g_all[worst])
     return (
         f"{name}: {n_bad}/{g_all.numel()} elements differ; worst at index {idx}: "
@@ -306,7 +311,8 @@ class FormulaCapture(TorchFunctionMode):
         self.other_use: str | None = None
         self.grads: dict[str, LinearWeightGrad] = {}
 
-    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         hits = [self.frozen[id(t)] for t in _tensors((args, kwargs)) if id(t) in self.frozen]
@@ -324,7 +330,8 @@ class FormulaCapture(TorchFunctionMode):
                     out.register_hook(lambda g: entry.__setitem__(1, g.detach()))
                     return out
         if self.other_use is None:
-            self.other_use = f"{hits[0]} is used by {getattr(func, '__name__', func)!s} outside an F.linear the formula can follow"
+            self.other_use = (f"{hits[0]} is used by {getattr(func, '__name__', func)!s} "
+                              "outside an F.linear the formula can follow")
         return out
 
     def finish(self, model: nn.Module) -> None:
@@ -456,7 +463,8 @@ def share_parameters(candidate: Callable[[], nn.Module] | nn.Module, reference: 
     names = key_map or {}
     state = {names.get(k, k): (v if k in params else v.clone()) for k, v in reference.state_dict().items()}
     # on meta, the load below gives it the reference's tensors: no storage of its own at all
-    model = copy.deepcopy(candidate).double() if isinstance(candidate, nn.Module) else _meta_or_built(candidate, torch.float64)[0]
+    model = (copy.deepcopy(candidate).double() if isinstance(candidate, nn.Module)
+             else _meta_or_built(candidate, torch.float64)[0])
     # the candidate's own state_dict metadata (module versions): a module's _load_from_state_dict
     # may read it (torchvision's MNASNet refuses a state without its version)
     own = model.state_dict()
@@ -498,17 +506,20 @@ def numerics_checks(
     reference's other gradients and the candidate's largest single gradient: for VGG16 in
     float64, 1.1 + 0.15 + 0.8 GB instead of 1.1 + 1.1 + 0.8 (fc6 and fc7 go by formula).
     """
-    ref = randomize_(copy.deepcopy(reference).double() if isinstance(reference, nn.Module) else materialize(reference), seed)
+    ref = randomize_(copy.deepcopy(reference).double() if isinstance(reference, nn.Module) else materialize(reference),
+                     seed)
     cand = share_parameters(candidate, ref, key_map)
     ref_name = {c: r for r, c in (key_map or {}).items()}  # candidate key -> reference key
     modules = {c.rpartition(".")[0]: r.rpartition(".")[0] for c, r in ref_name.items()}
     x = torch.randn((batch_size, *input_size), generator=torch.Generator().manual_seed(seed + 2), dtype=torch.float64)
-    failures: dict[str, list[str]] = {k: [] for k in ("eval_output", "input_grad", "train_output", "param_grads", "bn_running_stats", "finite_grads")}
+    failures: dict[str, list[str]] = {k: [] for k in ("eval_output", "input_grad", "train_output", "param_grads",
+                                                      "bn_running_stats", "finite_grads")}
 
     def outputs(tag: str, got: list[torch.Tensor], exp: list[torch.Tensor]) -> list[str]:
         if len(got) != len(exp):
             return [f"{tag}: reference returns {len(exp)} tensor(s), candidate {len(got)}"]
-        return [m for i, (g, e) in enumerate(zip(got, exp, strict=False)) if (m := compare_tensors(f"{tag}[{i}]", g, e))]
+        return [m for i, (g, e) in enumerate(zip(got, exp, strict=False))
+                if (m := compare_tensors(f"{tag}[{i}]", g, e))]
 
     # the reference's passes first (eval, then train keeping its gradients), so a candidate
     # that wrote to the shared weights could not change what it is compared with
@@ -553,7 +564,8 @@ def numerics_checks(
     failures["param_grads"] += [f"{name}: reference has a gradient, candidate none" for name in r_grads]
     r_grads.clear()
     failures["train_output"] += [
-        f"{n}: the candidate's forward or backward wrote to this parameter in place; a model must not change its weights"
+        f"{n}: the candidate's forward or backward wrote to this parameter in place; "
+        "a model must not change its weights"
         for n, p in cand.named_parameters() if not torch.equal(p.detach().sum(), weights[n])
     ]
     failures["finite_grads"] += [f"{name}: received no gradient" for name, p in cand.named_parameters()
@@ -563,7 +575,8 @@ def numerics_checks(
         ckey = (key_map or {}).get(key, key)
         if ckey not in c_state:
             continue  # a step counter the candidate does not keep (share_parameters)
-        if ("running_" in key or "num_batches" in key) and (m := compare_tensors(f"{ckey} after a train step", c_state[ckey], value)):
+        if (("running_" in key or "num_batches" in key)
+                and (m := compare_tensors(f"{ckey} after a train step", c_state[ckey], value))):
             failures["bn_running_stats"].append(m)
     # where did it go wrong? (reruns with hooks only when an output differs)
     for check_name, train in (("eval_output", False), ("train_output", True)):

@@ -26,7 +26,8 @@ class CheckResult:
         return self.status != "fail"
 
     @classmethod
-    def from_failures(cls, name: str, failures: list[str], evidence: str, data: dict[str, Any] | None = None) -> CheckResult:
+    def from_failures(cls, name: str, failures: list[str], evidence: str,
+                      data: dict[str, Any] | None = None) -> CheckResult:
         return cls(name, "fail" if failures else "pass", evidence, failures, data or {})
 
 

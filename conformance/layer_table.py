@@ -78,7 +78,8 @@ _META_NOOP_FILLS = frozenset({
     "log_normal_", "cauchy_", "geometric_", "random_", "bernoulli_",
 })
 _META_NOOP_INITS = frozenset(
-    f for name in dir(nn.init) if name.endswith("_") and not name.startswith("_") and callable(f := getattr(nn.init, name))
+    f for name in dir(nn.init)
+    if name.endswith("_") and not name.startswith("_") and callable(f := getattr(nn.init, name))
 )
 
 
@@ -278,7 +279,8 @@ class _MetaShapeOnly(TorchFunctionMode):
     """
 
     _INPLACE_ARG = {F.relu: 1, F.relu6: 1, F.hardtanh: 3, F.hardswish: 1, F.hardsigmoid: 1}
-    _UNARY = frozenset({torch.sigmoid, torch.Tensor.sigmoid, torch.tanh, torch.Tensor.tanh, F.silu, F.gelu, F.sigmoid, F.tanh})
+    _UNARY = frozenset({torch.sigmoid, torch.Tensor.sigmoid, torch.tanh, torch.Tensor.tanh,
+                        F.silu, F.gelu, F.sigmoid, F.tanh})
     _BINARY = frozenset({
         torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__,
         torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__,
@@ -390,7 +392,8 @@ class _MetaShapeOnly(TorchFunctionMode):
         channels = x.shape[1]
         stats = [_arg(args, kwargs, i, n) for i, n in enumerate(("running_mean", "running_var", "weight", "bias"), 1)]
         for t in stats:
-            if t is not None and not (isinstance(t, torch.Tensor) and t.is_meta and t.dim() == 1 and t.numel() == channels):
+            if t is not None and not (isinstance(t, torch.Tensor) and t.is_meta and t.dim() == 1
+                                      and t.numel() == channels):
                 return False
         if _arg(args, kwargs, 5, "training", False):
             return math.prod(x.shape) // max(channels, 1) > 1  # more than one value per channel
@@ -436,12 +439,14 @@ def _ints(v: Any, n: int = 2) -> tuple[int, ...] | None:
         v = (v,) * n
     if isinstance(v, (tuple, list)) and len(v) == 1 and n > 1:
         v = tuple(v) * n
-    if not (isinstance(v, (tuple, list)) and len(v) == n and all(isinstance(i, int) and not isinstance(i, bool) for i in v)):
+    if not (isinstance(v, (tuple, list)) and len(v) == n
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in v)):
         return None
     return tuple(v) if all(i >= 0 for i in v) else None
 
 
-def _conv_call(x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[torch.Tensor, tuple[Any, ...]] | None:
+def _conv_call(x: torch.Tensor, args: Sequence[Any],
+               kwargs: dict[str, Any]) -> tuple[torch.Tensor, tuple[Any, ...]] | None:
     """``F.conv2d``'s output, and its arguments as ``aten.convolution`` takes them (input,
     weight, bias, stride, padding, dilation, transposed, output_padding, groups)."""
     w, b = _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
@@ -453,7 +458,8 @@ def _conv_call(x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> 
         return None
     if not (isinstance(groups, int) and groups > 0 and x.shape[1] == w.shape[1] * groups and w.shape[0] % groups == 0):
         return None
-    if b is not None and not (isinstance(b, torch.Tensor) and b.is_meta and b.dtype == x.dtype and b.shape == (w.shape[0],)):
+    if b is not None and not (isinstance(b, torch.Tensor) and b.is_meta and b.dtype == x.dtype
+                              and b.shape == (w.shape[0],)):
         return None
     try:
         h, wd = (conv2d_out(x.shape[i + 2], w.shape[i + 2], stride[i], padding[i], dilation[i]) for i in (0, 1))
@@ -525,7 +531,8 @@ def _cat_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | No
     if not (isinstance(tensors, (tuple, list)) and tensors and isinstance(dim, int) and not isinstance(dim, bool)):
         return None
     first = tensors[0]
-    if not all(isinstance(t, torch.Tensor) and t.is_meta and t.dtype == first.dtype and t.dim() == first.dim() for t in tensors):
+    if not all(isinstance(t, torch.Tensor) and t.is_meta and t.dtype == first.dtype and t.dim() == first.dim()
+               for t in tensors):
         return None
     if not -first.dim() <= dim < first.dim():
         return None
@@ -557,7 +564,8 @@ def run_forward(module: nn.Module, inputs: Sequence[torch.Tensor], rows: Sequenc
         lines = str(exc).strip().splitlines()
         reason = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
         sizes = ", ".join(str(tuple(x.shape)) for x in inputs)
-        raise ForwardError(f"forward pass on {inputs[0].device.type if inputs else 'meta'} with input {sizes} raised {reason} {at}", rows, where) from exc
+        raise ForwardError(f"forward pass on {inputs[0].device.type if inputs else 'meta'} with input {sizes} "
+                           f"raised {reason} {at}", rows, where) from exc
 
 
 def _innermost_module(exc: BaseException, root: nn.Module) -> nn.Module | None:

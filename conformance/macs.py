@@ -286,7 +286,8 @@ class FlopsReport:
         counter = self.oracle(FLOP_COUNTER)
         cf_rows = {r.kind: r for r in (closed.by_kind if closed else ())}
         fc_rows = {r.kind: r for r in (counter.by_kind if counter else ())}
-        kinds = [k for k in cf_rows if cf_rows[k].macs] + [k for k in fc_rows if k not in cf_rows or not cf_rows[k].macs]
+        kinds = ([k for k in cf_rows if cf_rows[k].macs]
+                 + [k for k in fc_rows if k not in cf_rows or not cf_rows[k].macs])
         header = ("layer type", "layers", "closed-form MACs", "FlopCounterMode FLOPs", "FlopCounterMode MACs")
         body: list[tuple[str, ...]] = []
         for kind in kinds:
@@ -305,7 +306,8 @@ class FlopsReport:
             _num(counter.macs if counter else None, counter),
         ))
         widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-        fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))  # noqa: E731
+        fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(r, widths, strict=True)))
         rule = "-" * len(fmt(header))
         out = [f"MACs and FLOPs of {self.subject} at {size} (per sample)", rule, fmt(header), rule]
         out += [fmt(r) for r in body[:-1]] + [rule, fmt(body[-1]), rule]
@@ -392,7 +394,8 @@ def flops_report(
         oracles.insert(0, closed)
         if closed.available:
             assert closed.macs is not None and counter.macs is not None
-            agreements.append(Agreement("total MACs", CLOSED_FORM, FLOP_COUNTER, size, closed.macs, counter.macs, EXACT))
+            agreements.append(Agreement("total MACs", CLOSED_FORM, FLOP_COUNTER, size, closed.macs, counter.macs,
+                                        EXACT))
             cf_kinds = {r.kind: r.macs for r in closed.by_kind}
             fc_kinds = {r.kind: r.macs for r in counter.by_kind}
             for kind in sorted(set(cf_kinds) | set(fc_kinds)):
@@ -402,22 +405,25 @@ def flops_report(
 
         tv = torchvision_ops(spec.torchvision) if spec.torchvision else None
         if spec.torchvision and tv is None:
-            oracles.append(Oracle(TORCHVISION, f"torchvision {spec.torchvision}", None, None, note="no weights with _ops"))
+            oracles.append(Oracle(TORCHVISION, f"torchvision {spec.torchvision}", None, None,
+                                  note="no weights with _ops"))
         if tv is not None:
             at = (size[0], tv.crop_size, tv.crop_size)
-            oracles.append(Oracle(TORCHVISION, f"{tv.weights}.meta['_ops'] = {tv.gmacs} (GFLOPS label, GMACs)", at, tv.macs,
-                                  note=f"rounded to 3 decimals: tolerance {TV_OPS_ABS_TOL:,.0f} MACs"))
-            agreements.append(Agreement("total MACs", TORCHVISION, FLOP_COUNTER, at, tv.macs, measure(at).macs, TV_OPS_ABS_TOL))
+            oracles.append(Oracle(TORCHVISION, f"{tv.weights}.meta['_ops'] = {tv.gmacs} (GFLOPS label, GMACs)", at,
+                                  tv.macs, note=f"rounded to 3 decimals: tolerance {TV_OPS_ABS_TOL:,.0f} MACs"))
+            agreements.append(Agreement("total MACs", TORCHVISION, FLOP_COUNTER, at, tv.macs, measure(at).macs,
+                                        TV_OPS_ABS_TOL))
             closed_at = closed if at == size else _closed_form(spec, at)
             if closed_at.available:
                 assert closed_at.macs is not None
-                agreements.append(Agreement("total MACs", TORCHVISION, CLOSED_FORM, at, tv.macs, closed_at.macs, TV_OPS_ABS_TOL))
+                agreements.append(Agreement("total MACs", TORCHVISION, CLOSED_FORM, at, tv.macs, closed_at.macs,
+                                            TV_OPS_ABS_TOL))
 
         expected = spec.expected.get("macs")
         if expected is not None:
             at = tuple(expected.input_size) if expected.input_size else tuple(spec.input_size)
             oracles.append(Oracle(SPEC_EXPECTED, expected.source, at, int(expected.value),
                                   note=f"tolerance {expected.abs_tol:,.0f} MACs"))
-            agreements.append(Agreement("total MACs", SPEC_EXPECTED, FLOP_COUNTER, at, int(expected.value), measure(at).macs,
-                                        expected.abs_tol))
+            agreements.append(Agreement("total MACs", SPEC_EXPECTED, FLOP_COUNTER, at, int(expected.value),
+                                        measure(at).macs, expected.abs_tol))
     return FlopsReport(label, size, tuple(oracles), tuple(agreements))

@@ -121,7 +121,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if unmatched:
             import difflib
 
-            hints = list(dict.fromkeys(c for g in unmatched for c in difflib.get_close_matches(g, names, n=3, cutoff=0.6)))
+            hints = list(dict.fromkeys(c for g in unmatched
+                                       for c in difflib.get_close_matches(g, names, n=3, cutoff=0.6)))
             hint = f"; close matches: {', '.join(hints)}" if hints else ""
             raise pytest.UsageError(
                 f"--arch {', '.join(map(repr, unmatched))} matches no registered architecture{hint} "
@@ -173,7 +174,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     filters = []
     for mark in metafunc.definition.iter_markers("arch_filter"):
         if len(mark.args) != 1 or not callable(mark.args[0]):
-            pytest.fail(f"{metafunc.definition.nodeid}: arch_filter takes one predicate(spec) -> bool, got {mark.args!r}", pytrace=False)
+            pytest.fail(f"{metafunc.definition.nodeid}: arch_filter takes one predicate(spec) -> bool, "
+                        f"got {mark.args!r}", pytrace=False)
         filters.append(mark.args[0])
     for arg in wanted:
         try:
@@ -184,7 +186,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize(arg, names, ids=names)
         elif _globs(metafunc.config):
             reason = f"--arch {' '.join(_globs(metafunc.config))} selects no architecture for {arg}"
-            metafunc.parametrize(arg, [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["no-architecture-selected"])
+            metafunc.parametrize(arg, [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+                                 ids=["no-architecture-selected"])
         else:
             pytest.fail(
                 f"cnn-conformance: {metafunc.definition.nodeid}: no registered architecture fits {arg}"
@@ -217,7 +220,8 @@ def assert_conformant(report: Report) -> Report:
     if not report.passed:
         n = sum(not c.passed for c in report.checks)
         what = f"{n} failing check(s)" if n else "an error stopped the checks"
-        pytest.fail(f"conformance gate: {report.candidate} is not conformant ({what})\n{report.format()}", pytrace=False)
+        pytest.fail(f"conformance gate: {report.candidate} is not conformant ({what})\n{report.format()}",
+                    pytrace=False)
     return report
 
 

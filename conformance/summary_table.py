@@ -261,7 +261,8 @@ def plan_text(plan: Plan, title: str, input_size: Sequence[int], batch_size: int
         f"Total params: {plan.params:,}",
         f"Total MACs per sample: {plan.macs:,} (Conv2d and Linear multiply-adds, bias excluded)",
         f"Output shape: {[batch_size, *plan.out_shape]}",
-        f"Receptive field: {plan.receptive_field} px along the deepest path, any global pool included (jump {plan.jump})",
+        f"Receptive field: {plan.receptive_field} px along the deepest path, any global pool included "
+        f"(jump {plan.jump})",
         f"Layers: {len(plan.layers)} rows, {parametric} with parameters",
         PLAN_RULE,
     ]

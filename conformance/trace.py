@@ -43,7 +43,8 @@ __all__ = ["Op", "Trace", "TraceError", "trace_model"]
 _CONV = {"conv1d", "conv2d", "conv3d", "convolution", "_convolution"}
 _POOL = {
     "max_pool1d": "max", "max_pool2d": "max", "_max_pool2d": "max", "max_pool2d_with_indices": "max",
-    "avg_pool1d": "avg", "avg_pool2d": "avg", "adaptive_avg_pool1d": "adaptive_avg", "adaptive_avg_pool2d": "adaptive_avg",
+    "avg_pool1d": "avg", "avg_pool2d": "avg",
+    "adaptive_avg_pool1d": "adaptive_avg", "adaptive_avg_pool2d": "adaptive_avg",
     "adaptive_max_pool2d": "adaptive_max", "_adaptive_max_pool2d": "adaptive_max",
     "adaptive_max_pool2d_with_indices": "adaptive_max",
 }
@@ -197,7 +198,8 @@ class _Recorder(TorchFunctionMode):
             return None
         return self.key_of.get(id(t)) or self.derived.get(id(t))
 
-    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None) -> Any:
+    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         name = getattr(func, "__name__", "") or str(func)
@@ -255,7 +257,8 @@ class _Recorder(TorchFunctionMode):
 
         x = args[0] if args and isinstance(args[0], torch.Tensor) else None
         if name in _CONV:
-            b = _bind(func, args, kwargs, _CONV_ARGS, {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1})
+            b = _bind(func, args, kwargs, _CONV_ARGS,
+                      {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1})
             w = b["weight"]
             nd = w.dim() - 2
             pad = b["padding"] if isinstance(b["padding"], str) else _pair(b["padding"], nd)
@@ -277,7 +280,8 @@ class _Recorder(TorchFunctionMode):
             if len(mats) == 1 and mats[0].dim() == 2:
                 w = mats[0]
                 # x @ w.t() uses a (in, out) view of an (out, in) weight
-                return op("linear", {"weight": (w.shape[1], w.shape[0]), "bias": False}, [("weight", self._state_key(w) or "")])
+                return op("linear", {"weight": (w.shape[1], w.shape[0]), "bias": False},
+                          [("weight", self._state_key(w) or "")])
             return op("matmul", {}, [("mat", k) for t in tensors_in if (k := self._state_key(t))])
         if name in _BN:
             if name == "batch_norm":
@@ -351,7 +355,8 @@ class _Recorder(TorchFunctionMode):
         p = _pair(b["padding"], n)
         if kind == "avg" and spatial and k == spatial and all(v == 0 for v in p) and b["divisor_override"] is None:
             return op("pool", {"kind": "global_avg"}, [], note=f"avg_pool(kernel {_fmt(k)}) over {_fmt(spatial)} maps")
-        attrs: dict[str, Any] = {"kind": kind, "kernel": k, "stride": s, "padding": p, "ceil_mode": bool(b["ceil_mode"])}
+        attrs: dict[str, Any] = {"kind": kind, "kernel": k, "stride": s, "padding": p,
+                                 "ceil_mode": bool(b["ceil_mode"])}
         if kind == "max":
             attrs["dilation"] = _pair(b["dilation"], n)
         elif any(v for v in p):

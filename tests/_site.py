@@ -40,7 +40,8 @@ def pip_install_example(target: Path) -> Path:
     return target
 
 
-def add_distribution(site: Path, name: str, entry_points: Mapping[str, Mapping[str, str]], version: str = "0.1.0") -> Path:
+def add_distribution(site: Path, name: str, entry_points: Mapping[str, Mapping[str, str]],
+                     version: str = "0.1.0") -> Path:
     """Write ``<name>-<version>.dist-info`` with METADATA and ``entry_points.txt`` into ``site``."""
     dist = site / f"{name.replace('-', '_')}-{version}.dist-info"
     dist.mkdir(parents=True, exist_ok=True)

@@ -78,7 +78,8 @@ def test_a_missing_relu_is_named() -> None:
     al = _align(lambda: FunctionalNet(relu=False), ModuleNet)
     assert not al.complete
     assert [d.describe() for d in al.differences] == [
-        "the candidate has no counterpart of the reference's act(fn=relu) in relu -> (4, 8, 8) (after its norm in <root>)"]
+        "the candidate has no counterpart of the reference's act(fn=relu) in relu -> (4, 8, 8) "
+        "(after its norm in <root>)"]
 
 
 class Branches(nn.Module):

@@ -195,19 +195,23 @@ def test_nan_output_and_gradients_are_named(registered: Callable[..., str]) -> N
 
 def test_family_without_a_closed_form(registered: Callable[..., str]) -> None:
     report = check_builtin(registered("tiny_no_formula", _nan_net))
-    assert "closed_form: no closed-form formula for family 'none' (conformance/formulas/none.py not found)" in report.failures
+    assert ("closed_form: no closed-form formula for family 'none' (conformance/formulas/none.py not found)"
+            in report.failures)
 
 
 def test_third_party_family_that_is_missing_or_has_no_plan() -> None:
     with pytest.raises(LookupError) as info:
         plan_for("no_such_pkg_xyz.formula", {}, (3, 8, 8))
-    assert str(info.value) == "no closed-form formula for family 'no_such_pkg_xyz.formula' (module no_such_pkg_xyz.formula not found)"
+    assert str(info.value) == ("no closed-form formula for family 'no_such_pkg_xyz.formula' "
+                               "(module no_such_pkg_xyz.formula not found)")
     with pytest.raises(LookupError) as info:
         plan_for("conformance.gate_report", {}, (3, 8, 8))
-    assert str(info.value) == "no closed-form formula for family 'conformance.gate_report': module conformance.gate_report has no plan(config, input_size)"
+    assert str(info.value) == ("no closed-form formula for family 'conformance.gate_report': "
+                               "module conformance.gate_report has no plan(config, input_size)")
 
 
-def test_formula_module_with_a_missing_dependency_is_not_disguised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_formula_module_with_a_missing_dependency_is_not_disguised(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # the formula exists but cannot import what it needs: that error surfaces as it is
     (tmp_path / "pkg_needs_xyz").mkdir()
     (tmp_path / "pkg_needs_xyz" / "__init__.py").write_text("")
@@ -284,7 +288,8 @@ def test_a_family_that_is_no_name_is_refused_at_registration() -> None:
 
 def test_a_config_that_is_not_a_mapping_is_refused_at_registration() -> None:
     assert _spec_error(TINY.replace(name="tiny_cfg_none", config=None)) == (
-        "spec 'tiny_cfg_none' is incomplete: field 'config': None is not a mapping of str keys (the closed form's inputs)")
+        "spec 'tiny_cfg_none' is incomplete: field 'config': None is not a mapping of str keys "
+        "(the closed form's inputs)")
 
 
 def test_an_unknown_torchvision_name_is_that_spec_s_error_and_the_run_goes_on(
@@ -293,7 +298,8 @@ def test_an_unknown_torchvision_name_is_that_spec_s_error_and_the_run_goes_on(
     bad = registered_spec("tiny_tv_unknown", torchvision="no_such_net_xyz")
     report = check_builtin(bad)
     assert report.error == (
-        f"spec tiny_tv_unknown ({_nan_net.__module__}): its torchvision='no_such_net_xyz' (with torchvision_kwargs={{}}) "
+        f"spec tiny_tv_unknown ({_nan_net.__module__}): its torchvision='no_such_net_xyz' "
+        "(with torchvision_kwargs={}) "
         "does not resolve: torchvision has no model 'no_such_net_xyz'")
     nan = registered_spec("tiny_nan_too")
     out_json = tmp_path / "r.json"
@@ -325,11 +331,13 @@ def test_whatever_a_gate_raises_is_that_architecture_s_error(
     assert "[2/2] tiny_gate_fine ... FAIL" in err  # checked all the same (it outputs NaN)
 
 
-def test_an_unwritable_json_path_is_refused_before_any_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unwritable_json_path_is_refused_before_any_check(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "no_such_dir" / "r.json"
     assert main(["check", "cifar_resnet20", "--json", str(missing)]) == 2
     out, err = capsys.readouterr()
-    assert err.strip() == f"cnn-conformance check: error: --json {str(missing)!r}: folder {str(missing.parent)!r} does not exist"
+    assert err.strip() == (f"cnn-conformance check: error: --json {str(missing)!r}: "
+                           f"folder {str(missing.parent)!r} does not exist")
     assert "[1/1]" not in err  # nothing was checked
 
 
@@ -356,7 +364,8 @@ def _reads_a_value(*, num_classes: int = 3) -> nn.Module:
 def test_a_builder_that_reads_tensor_values_is_told_why_meta_fails(registered_spec: Callable[..., str]) -> None:
     report = check_builtin(registered_spec("tiny_item", builder=_reads_a_value))
     assert report.error is not None
-    assert report.error.startswith("tiny_item: factory raised RuntimeError: Tensor.item() cannot be called on meta tensors")
+    assert report.error.startswith(
+        "tiny_item: factory raised RuntimeError: Tensor.item() cannot be called on meta tensors")
     assert report.error.endswith("from Python numbers instead of .item() / .tolist() of a tensor")
 
 
@@ -396,7 +405,8 @@ def not_a_module():
     [("raises", "factory raised RuntimeError: boom in factory (at {path}:3, in raises)"),
      ("not_a_module", "factory returned str, not a torch.nn.Module")],
 )
-def test_cli_candidate_factory_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], factory: str, message: str) -> None:
+def test_cli_candidate_factory_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], factory: str,
+                                            message: str) -> None:
     path = tmp_path / "cands.py"
     path.write_text(CANDIDATES)
     message = message.format(path=path)  # line 3 of CANDIDATES: the raise
@@ -430,7 +440,8 @@ def test_untrusted_pickle_names_the_refused_global_and_runs_nothing(tmp_path: Pa
     marker, path = tmp_path / "pwned", tmp_path / "evil.pt"
     torch.save({"w": torch.zeros(1), "x": _RunsCode(marker)}, path)
     msg = _checkpoint_error(path)
-    assert msg.startswith(f"checkpoint {str(path)!r} refused: it is a pickle that needs code outside torch's weights-only allow-list to load (")
+    assert msg.startswith(f"checkpoint {str(path)!r} refused: it is a pickle that needs code outside "
+                          "torch's weights-only allow-list to load (")
     assert "Unsupported global: GLOBAL getattr was not an allowed global by default" in msg  # what it would have called
     assert msg.endswith("); it was not executed")
     assert "weights_only` set to `False`" not in msg  # torch's advice to disable the guard is not passed on
@@ -478,7 +489,8 @@ def test_empty_checkpoint(tmp_path: Path) -> None:
 def test_not_a_state_dict_says_what_is_in_it(tmp_path: Path, content: object, what: str) -> None:
     path = tmp_path / "x.pt"
     torch.save(content, path)
-    assert _checkpoint_error(path) == f"checkpoint {str(path)!r} is not a state_dict (a mapping of names to tensors): {what}"
+    assert _checkpoint_error(path) == (f"checkpoint {str(path)!r} is not a state_dict "
+                                       f"(a mapping of names to tensors): {what}")
 
 
 def test_mismatched_checkpoint_loads_nothing(tmp_path: Path) -> None:
@@ -510,7 +522,8 @@ def test_library_reads_checkpoints_only_through_load_checkpoint() -> None:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
-                safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True for k in node.keywords)
+                safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                           for k in node.keywords)
                 calls.append(f"{path.relative_to(ROOT)}:{node.lineno}{'' if safe else ' (without weights_only=True)'}")
     assert [c.split(":")[0] for c in calls] == ["conformance/loading.py"], calls
     assert "without" not in calls[0], calls

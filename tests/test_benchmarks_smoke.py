@@ -283,8 +283,8 @@ def test_merge_keeps_earlier_sections(tmp_path: Path) -> None:
     old = [Section("summary", "1. S", ["a"], [{"a": 1}], targets=[Target("t", "x", True)]),
            Section("gate", "4a. G", ["a"], [{"a": 2}])]
     write_results(tmp_path, old, machine, "first", {})
-    merged = merge_sections(load_sections(tmp_path / RESULTS / "latest.json"), [Section("gate", "4a. G", ["a"], [{"a": 3}])],
-                            COMPARISONS)
+    merged = merge_sections(load_sections(tmp_path / RESULTS / "latest.json"),
+                            [Section("gate", "4a. G", ["a"], [{"a": 3}])], COMPARISONS)
     assert [s.key for s in merged] == ["summary", "gate"]
     assert merged[0].targets[0].holds is True and merged[1].rows == [{"a": 3}]
     assert load_sections(tmp_path / "missing.json") == []
@@ -324,7 +324,8 @@ def test_gradflow_series_reads_the_sweep_rows() -> None:
     assert series == {("depth", "plain"): [(8.0, 0.1), (16.0, 0.2)]}
 
 
-def test_figures_are_written_and_shown_or_their_failure_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_figures_are_written_and_shown_or_their_failure_said(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     grad_rows = [{"sweep": axis, "net": net, "depth": v if axis == "depth" else 16,
                   "width": v if axis == "width" else 32, "s": 0.01 * v}
                  for axis in ("depth", "width") for net in ("plain", "residual+BN") for v in (8, 16, 32)]
@@ -343,7 +344,8 @@ def test_figures_are_written_and_shown_or_their_failure_said(tmp_path: Path, cap
     out = tmp_path / "empty"
     alone = Tally()
     _reps(alone, "ours (meta)", "vgg16", [0.1])
-    only_ours = Section("summary", "1. S", ["model", "tool"], [{"model": "vgg16", "tool": "ours (meta)"}], raw=alone.as_json())
+    only_ours = Section("summary", "1. S", ["model", "tool"], [{"model": "vgg16", "tool": "ours (meta)"}],
+                        raw=alone.as_json())
     paths = write_results(out, [only_ours, Section("gradflow", "5. G", ["sweep"], [])], {"date": "d", "packages": {}},
                           "cmd", {})
     md = paths["md"].read_text()

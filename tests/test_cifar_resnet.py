@@ -101,7 +101,8 @@ def test_plain_params_equal_residual_minus_shortcuts(depth: int) -> None:
     # option A is parameter-free: "exactly the same number of parameters" (§4.2)
     assert shortcut_params(res_a) == 0 and num_params(res_a) == plain
     # option B: two projections, 16->32 and 32->64, 1x1 conv + BN (closed form, layers.py)
-    projections = conv2d_params(16, 32, 1, bias=False) + bn_params(32) + conv2d_params(32, 64, 1, bias=False) + bn_params(64)
+    projections = (conv2d_params(16, 32, 1, bias=False) + bn_params(32)
+                   + conv2d_params(32, 64, 1, bias=False) + bn_params(64))
     assert shortcut_params(res_b) == projections == 2752
     assert num_params(res_b) - shortcut_params(res_b) == plain, (
         f"depth {depth}: option B {num_params(res_b):,} - shortcuts {shortcut_params(res_b):,} != plain {plain:,}"

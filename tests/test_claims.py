@@ -175,7 +175,8 @@ def _savings(measured: dict[str, Any]) -> None:
     want = [9 * co / (9 + co) for co, _ in TABLE1_BLOCKS]
     assert measured["per block"] == pytest.approx(want, abs=0.005)
     conv_macs = conv_mobilenet_by_hand()[1]
-    assert measured["whole network"] == pytest.approx(conv_macs / mobilenet_by_hand(stem_stride=2, stem_pad=1, head="global")[1], abs=0.005)
+    assert measured["whole network"] == pytest.approx(
+        conv_macs / mobilenet_by_hand(stem_stride=2, stem_pad=1, head="global")[1], abs=0.005)
 
 
 def _table2(measured: dict[str, list[float]]) -> None:
@@ -214,7 +215,8 @@ def _googlenet_paper_params() -> int:
     """Szegedy et al. 2015, Table 1: biased convs, 5x5 in branch 3, no BN, no auxiliary heads."""
     total, ci = _conv(3, 64, 7) + _conv(64, 64, 1) + _conv(64, 192, 3), 192
     for c1, r3, c3, r5, c5, pp in INCEPTION_WIDTHS.values():
-        total += _conv(ci, c1, 1) + _conv(ci, r3, 1) + _conv(r3, c3, 3) + _conv(ci, r5, 1) + _conv(r5, c5, 5) + _conv(ci, pp, 1)
+        total += (_conv(ci, c1, 1) + _conv(ci, r3, 1) + _conv(r3, c3, 3) + _conv(ci, r5, 1) + _conv(r5, c5, 5)
+                  + _conv(ci, pp, 1))
         ci = c1 + c3 + c5 + pp
     return total + 1024 * 1000 + 1000
 
@@ -287,7 +289,8 @@ def _printed(name: str) -> dict[str, Any]:
     numbers = re.findall(r"[\d,.]+", tail)  # total, trainable, non-trainable, then the four MB lines
     totals = dict(zip(["Total params", "Trainable params", "Non-trainable params"],
                       [int(n.replace(",", "")) for n in numbers[:3]], strict=True))
-    mb = dict(zip(["Input size (MB)", "Forward/backward pass size (MB)", "Params size (MB)", "Estimated Total Size (MB)"],
+    mb = dict(zip(["Input size (MB)", "Forward/backward pass size (MB)", "Params size (MB)",
+                   "Estimated Total Size (MB)"],
                   [float(n) for n in numbers[3:7]], strict=True))
     return {"rows": rows, "params": totals, "mb": mb}
 
@@ -300,7 +303,8 @@ def _table_cases(name: str, n_rows: int, total: int, mb: dict[str, float]) -> di
     return {
         f"table-{name}-rows": Case(rows, True, bumped, False),
         f"table-{name}-params": Case(shown["params"], True, {**shown["params"], "Total params": total + 1}, False),
-        f"table-{name}-mb": Case(mb, True, {**mb, "Estimated Total Size (MB)": mb["Estimated Total Size (MB)"] + 0.01}, False),
+        f"table-{name}-mb": Case(mb, True, {**mb, "Estimated Total Size (MB)": mb["Estimated Total Size (MB)"] + 0.01},
+                                 False),
     }
 
 
@@ -330,11 +334,13 @@ CASES: dict[str, Case] = {
     ),
     "vgg-channels-double": Case([128 / 64, 256 / 128, 512 / 256, 512 / 512], CONDITIONAL, 3.0, False),
     "vgg-code-stage-comments": Case(
-        [f"{a}→{b}, {224 >> i}→{224 >> (i + 1)}" for i, (a, b) in enumerate(zip((3, 64, 128, 256, 512), (64, 128, 256, 512, 512), strict=True))],
+        [f"{a}→{b}, {224 >> i}→{224 >> (i + 1)}"
+         for i, (a, b) in enumerate(zip((3, 64, 128, 256, 512), (64, 128, 256, 512, 512), strict=True))],
         True, ["3→64, 224→112", "64→128, 112→56", "128→256, 56→28", "256→512, 28→14", "512→1024, 14→7"], False,
     ),
     "3x3-smallest-cross": Case(3, True, 5, False),
-    "3x3-stack-same-range": Case({"one 7x7": 1 + 6, "three 3x3": 1 + 3 * 2}, True, {"one 7x7": 7, "three 3x3": 5}, False),
+    "3x3-stack-same-range": Case({"one 7x7": 1 + 6, "three 3x3": 1 + 3 * 2}, True, {"one 7x7": 7, "three 3x3": 5},
+                                 False),
     "conv7x7-shape-trace": Case(
         ["(32, 32, 16)", f"({out_size(32, 7)}, {out_size(32, 7)}, 32)"], True, ["(32, 32, 16)", "(25, 25, 32)"], False,
     ),
@@ -348,7 +354,8 @@ CASES: dict[str, Case] = {
         False, 9 * 16 * 32 + 2 * 9 * 32 * 32, True,
     ),
     "three-3x3-about-half": Case(
-        {"16→32 (the example)": round((9 * 16 * 32 + 2 * 9 * 32 * 32) / (49 * 16 * 32), 3), "C→C (27C² / 49C²)": round(27 / 49, 3)},
+        {"16→32 (the example)": round((9 * 16 * 32 + 2 * 9 * 32 * 32) / (49 * 16 * 32), 3),
+         "C→C (27C² / 49C²)": round(27 / 49, 3)},
         False, 0.9, True,
     ),
     **_table_cases("vgg16", 39, tv_params("vgg16"), {"Input size (MB)": 0.57, "Forward/backward pass size (MB)": 218.78,
@@ -369,24 +376,31 @@ CASES: dict[str, Case] = {
     "naive-inception-params": Case(192 * 24 * (1 + 9 + 25), True, 192 * 24 * (1 + 9 + 25) + 3 * 24, False),
     "naive-inception-output-96": Case(3 * 24 + 192, False, 3 * 24 + 192, True),
     "naive-vs-plain-5x5": Case(round(192 * 24 * 35 / (25 * 192 * 96), 3), True, 0.3, False),
-    "reduced-inception-1x1-first": Case({"branch2": [1, 3], "branch3": [1, 5]}, True, {"branch2": [1, 3], "branch3": [1, 3]}, False),
+    "reduced-inception-1x1-first": Case({"branch2": [1, 3], "branch3": [1, 5]}, True,
+                                        {"branch2": [1, 3], "branch3": [1, 3]}, False),
     "reduced-inception-params": Case(REDUCED_INCEPTION, True, REDUCED_INCEPTION + 1, False),
     "reduced-inception-output-96": Case(4 * 24, True, 264, False),
     "reduced-vs-naive": Case(round(REDUCED_INCEPTION / (192 * 24 * 35), 3), True, 0.1, False),
     "tutorial-inception-builds-example": Case(
-        {"Inception(192, 24, 24, 24, 24): reductions": [24, 24], "branch-3 kernel": 3, "weights": TUTORIAL_INCEPTION_WEIGHTS,
+        {"Inception(192, 24, 24, 24, 24): reductions": [24, 24], "branch-3 kernel": 3,
+         "weights": TUTORIAL_INCEPTION_WEIGHTS,
          "the paper's module with reductions 16 and a 5x5 conv: weights": REDUCED_INCEPTION},
-        False, {"Inception(192, 24, 24, 24, 24): reductions": [24, 24], "branch-3 kernel": 3, "weights": TUTORIAL_INCEPTION_WEIGHTS},
+        False,
+        {"Inception(192, 24, 24, 24, 24): reductions": [24, 24], "branch-3 kernel": 3,
+         "weights": TUTORIAL_INCEPTION_WEIGHTS},
         True,
     ),
     "tutorial-inception-5x5": Case(1 + (3 - 1), False, 3, True),
     "tutorial-inception-concat": Case([4 * 24, 28, 28], True, [4 * 24 - 1, 28, 28], False),
     "googlenet-gap": Case(dict.fromkeys(GOOGLENETS, [1, 1]), True, dict.fromkeys(GOOGLENETS, [7, 7]), False),
-    "gap-replaces-flatten": Case(dict.fromkeys(GOOGLENETS, {"fc inputs": 1024, "with Flatten": 1024 * 7 * 7}), True, "pixel", False),
+    "gap-replaces-flatten": Case(dict.fromkeys(GOOGLENETS, {"fc inputs": 1024, "with Flatten": 1024 * 7 * 7}), True,
+                                 "pixel", False),
     "gap-vs-flatten-op": Case(
-        {"AdaptiveAvgPool2d((1, 1)): each map averaged to 1x1": True, "Flatten: every pixel, map by map, row by row": True},
+        {"AdaptiveAvgPool2d((1, 1)): each map averaged to 1x1": True,
+         "Flatten: every pixel, map by map, row by row": True},
         True,
-        {"AdaptiveAvgPool2d((1, 1)): each map averaged to 1x1": True, "Flatten: every pixel, map by map, row by row": False},
+        {"AdaptiveAvgPool2d((1, 1)): each map averaged to 1x1": True,
+         "Flatten: every pixel, map by map, row by row": False},
         False,
     ),
     # ResNet
@@ -396,9 +410,11 @@ CASES: dict[str, Case] = {
     ),
     "residual-proposed-for-vanishing": Case("degradation", False, "degradation", True),  # He et al. 2016, Section 1
     "shortcut-skips-one-conv": Case(  # He et al. 2016, Table 1: two 3x3 per basic block, 1x1-3x3-1x1 per bottleneck
-        {"BasicBlock": 2, "Bottleneck": 3, "join": "addition"}, False, {"BasicBlock": 2, "Bottleneck": 3, "join": "addition"}, True,
+        {"BasicBlock": 2, "Bottleneck": 3, "join": "addition"}, False,
+        {"BasicBlock": 2, "Bottleneck": 3, "join": "addition"}, True,
     ),
-    "deep-plain-gradients-vanish": Case(_plain, CONDITIONAL, {"PyTorch default init": "vanishes", "He init": "alive"}, True),
+    "deep-plain-gradients-vanish": Case(_plain, CONDITIONAL, {"PyTorch default init": "vanishes", "He init": "alive"},
+                                        True),
     "residual-jacobian": Case(_jacobian, CONDITIONAL, 0.0, False),
     "shortcut-keeps-gradients": Case(_shortcut, CONDITIONAL, {"plain": "alive", "residual": "alive"}, False),
     "bottleneck-fewer-params": Case(
@@ -407,7 +423,8 @@ CASES: dict[str, Case] = {
         True, "not fewer", False,
     ),
     # ResNet-50: 16 blocks; layer1.0 keeps 64 in the middle; the first block of each stage leaves at 4x its middle
-    "bottleneck-shape": Case({"blocks": 3 + 4 + 6 + 3, "narrower in the middle": 15, "leaving at the input width": 16 - 4},
+    "bottleneck-shape": Case({"blocks": 3 + 4 + 6 + 3, "narrower in the middle": 15,
+                              "leaving at the input width": 16 - 4},
                              CONDITIONAL, "not every block", True),
     "he-init-proposed-in-resnet": Case(HE_2015, False, HE_2015, True),
     "weights-used-to-be-n01": Case(  # Krizhevsky et al. 2012, Section 5; VGG paper, Section 3.1 (variance 1e-2)
@@ -418,12 +435,14 @@ CASES: dict[str, Case] = {
     "he-init-best-for-relu": Case(_scales, True, "N(0, 1)", False),
     "bn-proposed-in-resnet": Case(BN_2015, False, BN_2015, True),
     "resnet-up-to-152-layers": Case(
-        {"ImageNet (Table 1; torchvision's resnet152)": 1 + 3 * (3 + 8 + 36 + 3) + 1, "CIFAR-10 (Section 4.2; 6n + 2, n = 200)": 6 * 200 + 2},
+        {"ImageNet (Table 1; torchvision's resnet152)": 1 + 3 * (3 + 8 + 36 + 3) + 1,
+         "CIFAR-10 (Section 4.2; 6n + 2, n = 200)": 6 * 200 + 2},
         CONDITIONAL, 1202, True,
     ),
     "resnet-variants": Case(
-        {f"resnet{d}": 1 + k * sum(b) + 1 for d, b, k in ((18, (2, 2, 2, 2), 2), (34, (3, 4, 6, 3), 2), (50, (3, 4, 6, 3), 3),
-                                                        (101, (3, 4, 23, 3), 3), (152, (3, 8, 36, 3), 3))},
+        {f"resnet{d}": 1 + k * sum(b) + 1
+         for d, b, k in ((18, (2, 2, 2, 2), 2), (34, (3, 4, 6, 3), 2), (50, (3, 4, 6, 3), 3),
+                         (101, (3, 4, 23, 3), 3), (152, (3, 8, 36, 3), 3))},
         True, {"resnet18": 18, "resnet34": 34, "resnet50": 49, "resnet101": 101, "resnet152": 152}, False,
     ),
     "resnet-listing-is-torchvision": Case(
@@ -432,23 +451,28 @@ CASES: dict[str, Case] = {
     ),
     "listing-bottleneck-stride": Case(["conv2", "downsample.0"], True, ["conv1", "downsample.0"], False),
     "listing-zero-init-identity": Case({"blocks": 8, "identity at init": 8 - 3}, CONDITIONAL, "not every block", True),
-    **_table_cases("resnet18", 68, tv_params("resnet18"), {"Input size (MB)": 0.57, "Forward/backward pass size (MB)": 62.79,
-                                                           "Params size (MB)": 44.59, "Estimated Total Size (MB)": 107.96}),
-    **_table_cases("resnet50", 174, tv_params("resnet50"), {"Input size (MB)": 0.57, "Forward/backward pass size (MB)": 286.56,
-                                                            "Params size (MB)": 97.49, "Estimated Total Size (MB)": 384.62}),
+    **_table_cases("resnet18", 68, tv_params("resnet18"),
+                   {"Input size (MB)": 0.57, "Forward/backward pass size (MB)": 62.79,
+                    "Params size (MB)": 44.59, "Estimated Total Size (MB)": 107.96}),
+    **_table_cases("resnet50", 174, tv_params("resnet50"),
+                   {"Input size (MB)": 0.57, "Forward/backward pass size (MB)": 286.56,
+                    "Params size (MB)": 97.49, "Estimated Total Size (MB)": 384.62}),
     # MobileNet
     "mobilenet-lightweight": Case(
         {"VGG16": tv_params("vgg16"), "GoogLeNet": _googlenet_paper_params(), "ResNet-18": tv_params("resnet18"),
-         "ResNet-50": tv_params("resnet50"), "MobileNet": MOBILENET_PAPER[0], "the tutorial's MobileNet class": MOBILENET_TUTORIAL[0]},
+         "ResNet-50": tv_params("resnet50"), "MobileNet": MOBILENET_PAPER[0],
+         "the tutorial's MobileNet class": MOBILENET_TUTORIAL[0]},
         True, "GoogLeNet", False,
     ),
-    "separable-cuts-params": Case({"separable": SEPARABLE, "standard 3x3": STANDARD, "ratio": round(SEPARABLE / STANDARD, 3)},
+    "separable-cuts-params": Case({"separable": SEPARABLE, "standard 3x3": STANDARD,
+                                   "ratio": round(SEPARABLE / STANDARD, 3)},
                                   True, 0.1, False),
     "depthwise-per-channel": Case(
         {"filters": 3, "filter shape": [1, 3, 3], "input channels read per output channel": [[0], [1], [2]]}, True,
         {"filters": 3, "filter shape": [3, 3, 3], "input channels read per output channel": [[0, 1, 2]] * 3}, False,
     ),
-    "depthwise-output-channels": Case({"blocks": 13, "depthwise output channels = input channels": 13}, True, "not every block", False),
+    "depthwise-output-channels": Case({"blocks": 13, "depthwise output channels = input channels": 13}, True,
+                                      "not every block", False),
     "pointwise-channel-mix": Case(
         {"filters": 10, "filter shape": [3, 1, 1], "input channels read per output channel": [[0, 1, 2]] * 10,
          "each output pixel reads only its own pixel": True},
@@ -458,21 +482,25 @@ CASES: dict[str, Case] = {
         False,
     ),
     "standard-conv-3-10": Case(9 * 3 * 10, True, 300, False),
-    "separable-conv-3-10": Case({"depthwise 3x3": 27, "pointwise 1x1": 30, "total": 57}, True, {"depthwise 3x3": 27, "pointwise 1x1": 30, "total": 54}, False),
+    "separable-conv-3-10": Case({"depthwise 3x3": 27, "pointwise 1x1": 30, "total": 57}, True,
+                                {"depthwise 3x3": 27, "pointwise 1x1": 30, "total": 54}, False),
     "tutorial-mobilenet-is-mobilenet": Case(
-        {"as written": {"params": MOBILENET_TUTORIAL[0], "mult-adds": MOBILENET_TUTORIAL[1], "fc params": 7 * 7 * 1024 * 1000 + 1000},
-         "with a stride-2 padded stem and a global pool": {"params": MOBILENET_PAPER[0], "mult-adds": MOBILENET_PAPER[1],
+        {"as written": {"params": MOBILENET_TUTORIAL[0], "mult-adds": MOBILENET_TUTORIAL[1],
+                        "fc params": 7 * 7 * 1024 * 1000 + 1000},
+         "with a stride-2 padded stem and a global pool": {"params": MOBILENET_PAPER[0],
+                                                           "mult-adds": MOBILENET_PAPER[1],
                                                            "fc params": 1024 * 1000 + 1000}},
         False, {"params": 53.4e6, "mult-adds": round(MOBILENET_TUTORIAL[1], -6)}, True,
     ),
-    **_table_cases("mobilenet", 69, MOBILENET_TUTORIAL[0], {"Input size (MB)": 0.57, "Forward/backward pass size (MB)": 386.72,
-                                                            "Params size (MB)": 203.64, "Estimated Total Size (MB)": 590.94}),
+    **_table_cases("mobilenet", 69, MOBILENET_TUTORIAL[0],
+                   {"Input size (MB)": 0.57, "Forward/backward pass size (MB)": 386.72,
+                    "Params size (MB)": 203.64, "Estimated Total Size (MB)": 590.94}),
     # the chapter: arXiv 1409.1556, 1409.4842, 1512.03385, 1704.04861 (YYMM)
     "model-years": Case({"VGGNet": 2014, "GoogLeNet": 2014, "ResNet": 2015, "MobileNet": 2017}, True,
                         {"VGGNet": 2014, "GoogLeNet": 2014, "ResNet": 2016, "MobileNet": 2017}, False),
     "parameters-fall-along-chapter": Case(
-        {"VGG16 (2014)": tv_params("vgg16"), "GoogLeNet (2014)": _googlenet_paper_params(), "ResNet-18 (2015)": tv_params("resnet18"),
-         "MobileNet (2017)": MOBILENET_PAPER[0]},
+        {"VGG16 (2014)": tv_params("vgg16"), "GoogLeNet (2014)": _googlenet_paper_params(),
+         "ResNet-18 (2015)": tv_params("resnet18"), "MobileNet (2017)": MOBILENET_PAPER[0]},
         CONDITIONAL, "rising", False,
     ),
     # torchvision against the papers
@@ -491,12 +519,14 @@ CASES: dict[str, Case] = {
     "mobilenet-8-9x": Case(_savings, CONDITIONAL, [7, 9], True),
     "mobilenet-conv-params": Case(conv_mobilenet_by_hand()[0], True, 29.4e6, False),
     "mobilenet-conv-mult-adds": Case(
-        {"with the FC layer": conv_mobilenet_by_hand()[1], "without it": conv_mobilenet_by_hand()[1] - conv_mobilenet_by_hand()[2]},
+        {"with the FC layer": conv_mobilenet_by_hand()[1],
+         "without it": conv_mobilenet_by_hand()[1] - conv_mobilenet_by_hand()[2]},
         CONDITIONAL, 4870e6, False,
     ),
     "mobilenet-table2": Case(
         _table2, False,
-        {"Conv 1x1": [94.86, 74.59], "Conv DW 3x3": [3.06, 1.06], "Conv 3x3": [1.91, 0.02], "Fully Connected": [0.18, 24.33]}, True,
+        {"Conv 1x1": [94.86, 74.59], "Conv DW 3x3": [3.06, 1.06], "Conv 3x3": [1.91, 0.02],
+         "Fully Connected": [0.18, 24.33]}, True,
     ),
     "separable-ratio": Case(
         {f"{ci}→{co}, {k}x{k}": "{0.numerator}/{0.denominator}".format(Fraction(k * k * ci + ci * co, k * k * ci * co))
@@ -505,7 +535,8 @@ CASES: dict[str, Case] = {
     ),
     "vgg-27c2-vs-49c2": Case({"three 3x3": 3 * 9, "one 7x7": 49}, True, {"three 3x3": 27, "one 7x7": 27}, False),
     "vgg-table2-params": Case(
-        {"A": tv_params("vgg11"), "B": tv_params("vgg13"), "C": _vgg_c_params(), "D": tv_params("vgg16"), "E": tv_params("vgg19")},
+        {"A": tv_params("vgg11"), "B": tv_params("vgg13"), "C": _vgg_c_params(), "D": tv_params("vgg16"),
+         "E": tv_params("vgg19")},
         True, {"A": 133, "B": 133, "C": 133, "D": 138, "E": 144}, False,
     ),
     "naive-init-explodes": Case(_naive_init, CONDITIONAL, "vanish", False),
@@ -574,8 +605,10 @@ def test_only_a_tutorial_claim_has_a_section() -> None:
 # --- exhibits: closed forms vs modules, beyond the catalogue's own inputs ----------------------------
 
 
-def _parametric_rows(factory: Callable[[], nn.Module], size: tuple[int, int, int]) -> list[tuple[str, int, tuple[int, ...]]]:
-    return [(r.kind, r.params, r.out_shape) for r in layer_table(factory, size) if r.kind in ("Conv2d", "BatchNorm2d", "Linear")]
+def _parametric_rows(factory: Callable[[], nn.Module],
+                     size: tuple[int, int, int]) -> list[tuple[str, int, tuple[int, ...]]]:
+    return [(r.kind, r.params, r.out_shape) for r in layer_table(factory, size)
+            if r.kind in ("Conv2d", "BatchNorm2d", "Linear")]
 
 
 @given(size=st.integers(min_value=193, max_value=320))
@@ -592,7 +625,8 @@ def test_tutorial_mobilenet_head_needs_224() -> None:
 
 
 def test_conv_mobilenet_plan_matches_the_module() -> None:
-    want = [(r.kind, r.params, r.out_shape) for r in conv_mobilenet_plan().layers if r.kind in ("Conv2d", "BatchNorm2d", "Linear")]
+    want = [(r.kind, r.params, r.out_shape) for r in conv_mobilenet_plan().layers
+            if r.kind in ("Conv2d", "BatchNorm2d", "Linear")]
     assert _parametric_rows(ConvMobileNet, (3, 224, 224)) == want
 
 

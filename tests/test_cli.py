@@ -67,7 +67,8 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> None:
         ("{f}:absent", "has no attribute 'absent'"),
     ],
 )
-def test_load_errors_exit_2_with_one_line(cands: Path, capsys: pytest.CaptureFixture[str], target: str, needle: str) -> None:
+def test_load_errors_exit_2_with_one_line(cands: Path, capsys: pytest.CaptureFixture[str], target: str,
+                                          needle: str) -> None:
     arg = target.format(d=cands.parent, f=cands)
     assert main(["check", "--candidate", arg, "--reference", "torchvision:resnet18"]) == 2
     _one_line_error(capsys, needle)
@@ -88,9 +89,11 @@ def test_usage_error_from_argparse_exits_2() -> None:
     assert info.value.code == 2
 
 
-def test_wrong_class_count_fails_with_named_layer(cands: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_wrong_class_count_fails_with_named_layer(cands: Path, capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    code = main(["check", "--candidate", f"{cands}:wrong_classes", "--reference", "torchvision:resnet18", "--json", str(out)])
+    code = main(["check", "--candidate", f"{cands}:wrong_classes", "--reference", "torchvision:resnet18",
+                 "--json", str(out)])
     assert code == 1
     text = capsys.readouterr().out
     assert "expected shape (N, 1000)" in text and "got (N, 10)" in text
@@ -108,7 +111,8 @@ def test_nan_forward_is_a_failed_check(cands: Path, capsys: pytest.CaptureFixtur
 
 def test_faithful_candidate_passes(cands: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out = tmp_path / "ok.json"
-    assert main(["check", "--candidate", f"{cands}:good", "--reference", "torchvision:resnet18", "--spec", "resnet18", "--json", str(out)]) == 0
+    assert main(["check", "--candidate", f"{cands}:good", "--reference", "torchvision:resnet18", "--spec", "resnet18",
+                 "--json", str(out)]) == 0
     report = json.loads(out.read_text())[0]
     assert report["conformant"] is True
     names = {c["name"] for c in report["checks"]}
@@ -125,7 +129,8 @@ def test_parallel_check_keeps_order_and_reports_progress(capsys: pytest.CaptureF
     assert main(["check", "cifar_plain20", "cifar_resnet20", "--jobs", "2"]) == 0
     captured = capsys.readouterr()
     assert "in 2 processes" in captured.err
-    assert sorted(line.split()[1] for line in captured.err.splitlines() if line.startswith("[")) == ["cifar_plain20", "cifar_resnet20"]
+    assert sorted(line.split()[1] for line in captured.err.splitlines()
+                  if line.startswith("[")) == ["cifar_plain20", "cifar_resnet20"]
     rows = [line.split()[0] for line in captured.out.splitlines() if line.startswith("cifar_")]
     assert rows == ["cifar_plain20", "cifar_resnet20"]  # the table keeps the order asked for
 

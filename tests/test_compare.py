@@ -37,7 +37,8 @@ def _rule(got: list[float], exp: list[float]) -> tuple[int, int]:
     bumps=st.dictionaries(st.integers(0, 39), st.floats(-1e-3, 1e-3).filter(lambda v: v != 0.0), max_size=5),
     chunk=st.integers(1, 16),
 )
-def test_verdict_and_worst_element_follow_the_rule_for_any_slice_size(exp: list[float], bumps: dict[int, float], chunk: int) -> None:
+def test_verdict_and_worst_element_follow_the_rule_for_any_slice_size(exp: list[float], bumps: dict[int, float],
+                                                                      chunk: int) -> None:
     got = [e + bumps.get(i, 0.0) for i, e in enumerate(exp)]
     n_bad, worst = _rule(got, exp)
     old = compare.CHUNK
@@ -68,7 +69,8 @@ def test_locating_a_mismatch_in_a_large_tensor_works_slice_by_slice() -> None:
     g[2 * compare.CHUNK + 7] += 1e-4
     g[11] += 1e-5
     msg = compare_tensors("big", g.view(1, n), e.view(1, n))
-    assert msg is not None and msg.startswith(f"big: 2/{n} elements differ; worst at index (0, {2 * compare.CHUNK + 7})")
+    assert msg is not None and msg.startswith(
+        f"big: 2/{n} elements differ; worst at index (0, {2 * compare.CHUNK + 7})")
 
 
 class Tied(nn.Module):
@@ -111,7 +113,8 @@ class WritesItsWeights(Tied):
 
 def test_a_candidate_writing_to_its_weights_is_caught_and_named() -> None:
     fails = numerics_checks(WritesItsWeights, Tied, (4,))
-    assert any(m.startswith("a.weight: the candidate's forward or backward wrote to this parameter in place") for m in fails["train_output"]), fails
+    assert any(m.startswith("a.weight: the candidate's forward or backward wrote to this parameter in place")
+               for m in fails["train_output"]), fails
     assert fails["param_grads"] or fails["train_output"]
 
 
@@ -169,7 +172,8 @@ def test_linear_weight_gradients_by_formula_equal_autograd(monkeypatch: pytest.M
     assert compare_tensors("g", autograd["nobias.weight"], by_formula["nobias.weight"]) is None
     blocks = list(by_formula["fc.weight"].blocks())
     assert [i for i, _ in blocks] == [0, 64 * 37]
-    torch.testing.assert_close(torch.cat([b for _, b in blocks]).view(70, 37), autograd["fc.weight"], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.cat([b for _, b in blocks]).view(70, 37), autograd["fc.weight"],
+                               rtol=1e-12, atol=1e-12)
     assert compare_tensors("g", autograd["fc.weight"], by_formula["fc.weight"]) is None
     bumped = autograd["fc.weight"].clone()
     bumped[66, 3] += 1e-3
@@ -211,7 +215,8 @@ def _spy_formula(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
     return served
 
 
-def test_a_large_linear_weight_compared_by_formula_still_catches_a_wrong_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_linear_weight_compared_by_formula_still_catches_a_wrong_gradient(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     served = _spy_formula(monkeypatch)
     assert all(not v for v in numerics_checks(Plain, Plain, (6,)).values())
     fails = numerics_checks(ScaledWeightGrad, Plain, (6,))

@@ -33,30 +33,33 @@ def test_registered_architectures_agree_with_the_module(arch_spec: cnn_models.Ar
     assert _both(spec.family, config, spec.input_size) == (built, built)
 
 
-@given(n=st.integers(1, 30), widths=st.lists(st.integers(1, 96), min_size=1, max_size=4), shortcut=st.sampled_from("AB"),
-       plain=st.booleans(), classes=st.integers(1, 1000), c_in=st.integers(1, 4))
+@given(n=st.integers(1, 30), widths=st.lists(st.integers(1, 96), min_size=1, max_size=4),
+       shortcut=st.sampled_from("AB"), plain=st.booleans(), classes=st.integers(1, 1000), c_in=st.integers(1, 4))
 def test_cifar_resnet(n: int, widths: list[int], shortcut: str, plain: bool, classes: int, c_in: int) -> None:
     config = {"n": n, "widths": tuple(widths), "shortcut": shortcut, "plain": plain, "num_classes": classes}
     direct, plan = _both("cifar_resnet", config, (c_in, 32, 32))
     assert direct == plan
 
 
-@given(alpha=st.sampled_from([0.1, 0.25, 0.3, 0.5, 0.75, 1.0, 1.4]), classes=st.integers(1, 1000), c_in=st.integers(1, 4))
+@given(alpha=st.sampled_from([0.1, 0.25, 0.3, 0.5, 0.75, 1.0, 1.4]), classes=st.integers(1, 1000),
+       c_in=st.integers(1, 4))
 def test_mobilenet_v1(alpha: float, classes: int, c_in: int) -> None:
     config = {**cnn_models.get_spec("mobilenet_v1").config, "alpha": alpha, "num_classes": classes}
     direct, plan = _both("mobilenet_v1", config, (c_in, 224, 224))
     assert direct == plan
 
 
-@given(mult=st.sampled_from([0.35, 0.5, 0.75, 1.0, 1.3, 1.4]), divisor=st.sampled_from([1, 4, 8]), classes=st.integers(1, 1000))
+@given(mult=st.sampled_from([0.35, 0.5, 0.75, 1.0, 1.3, 1.4]), divisor=st.sampled_from([1, 4, 8]),
+       classes=st.integers(1, 1000))
 def test_mobilenet_v2(mult: float, divisor: int, classes: int) -> None:
-    config = {**cnn_models.get_spec("mobilenet_v2").config, "width_mult": mult, "round_nearest": divisor, "num_classes": classes}
+    config = {**cnn_models.get_spec("mobilenet_v2").config, "width_mult": mult, "round_nearest": divisor,
+              "num_classes": classes}
     direct, plan = _both("mobilenet_v2", config, (3, 224, 224))
     assert direct == plan
 
 
-@given(which=st.sampled_from(["mobilenet_v3_large", "mobilenet_v3_small"]), mult=st.sampled_from([0.5, 0.75, 1.0, 1.25]),
-       classes=st.integers(1, 1000))
+@given(which=st.sampled_from(["mobilenet_v3_large", "mobilenet_v3_small"]),
+       mult=st.sampled_from([0.5, 0.75, 1.0, 1.25]), classes=st.integers(1, 1000))
 def test_mobilenet_v3(which: str, mult: float, classes: int) -> None:
     config = {**cnn_models.get_spec(which).config, "width_mult": mult, "num_classes": classes}
     direct, plan = _both("mobilenet_v3", config, (3, 224, 224))

@@ -129,7 +129,8 @@ _width = st.integers(min_value=1, max_value=12)
     branch3_kernel=st.sampled_from([3, 5]),
     batch_norm=st.booleans(),
 )
-def test_inception_module_matches_torchvision_and_closed_form(in_channels, widths, size, branch3_kernel, batch_norm) -> None:
+def test_inception_module_matches_torchvision_and_closed_form(in_channels, widths, size, branch3_kernel,
+                                                              batch_norm) -> None:
     torch.manual_seed(0)
     ours = G.Inception(in_channels, *widths, branch3_kernel=branch3_kernel, batch_norm=batch_norm).eval()
     x = torch.randn(2, in_channels, *size, generator=torch.Generator().manual_seed(1))
@@ -202,7 +203,8 @@ def test_every_parameter_gets_a_finite_gradient(name: str) -> None:
 
 @pytest.mark.parametrize("transform_input", [False, True], ids=["plain", "transform_input"])
 def test_aux_outputs_match_torchvision(transform_input: bool) -> None:
-    tv = torchvision.models.GoogLeNet(aux_logits=True, transform_input=transform_input, init_weights=False, num_classes=10)
+    tv = torchvision.models.GoogLeNet(aux_logits=True, transform_input=transform_input, init_weights=False,
+                                      num_classes=10)
     ours = G.googlenet(aux_logits=True, transform_input=transform_input, init_weights=False, num_classes=10)
     randomize(tv, torch.Generator().manual_seed(0))
     ours.load_state_dict(tv.state_dict(), strict=True)

@@ -36,7 +36,8 @@ def test_values_already_in_the_environment_win() -> None:
         (2, {}, None, "linux", "unknown RAM"),
     ],
 )
-def test_left_alone_and_says_why(workers: int, env: dict[str, str], ram: float | None, platform: str, reason: str) -> None:
+def test_left_alone_and_says_why(workers: int, env: dict[str, str], ram: float | None, platform: str,
+                                 reason: str) -> None:
     before = dict(env)
     said = decide(workers, env, ram, platform)
     assert env == before

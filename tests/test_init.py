@@ -28,7 +28,8 @@ def test_zero_init_residual_zeroes_last_bn_of_every_block(name: str) -> None:
     model = spec.build(zero_init_residual=True)
     zero = frozenset(
         n for n, m in model.named_modules()
-        if isinstance(m, nn.BatchNorm2d) and n.startswith("layer") and n.rsplit(".", 1)[-1] in spec.zero_init_residual_bns
+        if isinstance(m, nn.BatchNorm2d) and n.startswith("layer")
+        and n.rsplit(".", 1)[-1] in spec.zero_init_residual_bns
     )
     assert len(zero) == sum(spec.config["layers"]), f"{name}: one zeroed BN per residual block"
     assert init_failures(model, spec.init, zero) == []
@@ -39,10 +40,12 @@ def test_gate_rejects_a_zero_init_flag_that_zeroes_nothing() -> None:
     from conformance.check import check
 
     spec = cnn_models.get_spec("resnet18")
-    report = check(spec.build, spec=spec, zero_init_factory=lambda: spec.build(zero_init_residual=False), numerics=False)
+    report = check(spec.build, spec=spec, zero_init_factory=lambda: spec.build(zero_init_residual=False),
+                   numerics=False)
     result = next(c for c in report.checks if c.name == "init")
     assert result.status == "fail"
-    assert any(f.startswith("zero_init_residual=True: layer1.0.bn2") and "zero-init residual" in f for f in result.failures), result.failures
+    assert any(f.startswith("zero_init_residual=True: layer1.0.bn2") and "zero-init residual" in f
+               for f in result.failures), result.failures
     assert len(result.failures) == sum(spec.config["layers"])  # each block's BN named once
 
 

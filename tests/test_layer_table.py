@@ -43,7 +43,8 @@ def test_resnet18_rows_on_meta() -> None:
 
 def test_rows_follow_call_order_containers_after_children() -> None:
     rows = layer_table(lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.Sequential(nn.ReLU())), (3, 8, 8))
-    assert [(r.name, r.kind) for r in rows] == [("0", "Conv2d"), ("1.0", "ReLU"), ("1", "Sequential"), ("", "Sequential")]
+    assert [(r.name, r.kind) for r in rows] == [("0", "Conv2d"), ("1.0", "ReLU"), ("1", "Sequential"),
+                                                 ("", "Sequential")]
 
 
 def test_layer_table_leaves_the_callers_model_alone() -> None:

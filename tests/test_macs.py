@@ -80,7 +80,8 @@ def conv_configs(draw: st.DrawFn) -> dict:
 @given(conv_configs())
 def test_conv2d_shape_params_macs_match_torch(cfg: dict) -> None:
     c_in, c_out, g = cfg["c_in"], cfg["c_out"], cfg["groups"]
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (h, w) = cfg["kernel"], cfg["stride"], cfg["padding"], cfg["dilation"], cfg["size"]
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (h, w) = (cfg["kernel"], cfg["stride"], cfg["padding"], cfg["dilation"],
+                                                      cfg["size"])
     make = lambda: nn.Conv2d(c_in, c_out, (kh, kw), (sh, sw), (ph, pw), (dh, dw), groups=g, bias=cfg["bias"])  # noqa: E731
     try:
         ho, wo = conv2d_out(h, kh, sh, ph, dh), conv2d_out(w, kw, sw, pw, dw)
@@ -150,7 +151,8 @@ def test_flop_counter_ignores_bias_and_non_matmul_ops() -> None:
     without = fcm_flops(on_meta(lambda: nn.Conv2d(8, 4, 3, bias=False)), x)
     assert with_bias == without == {"aten.convolution": 2 * 2 * conv2d_macs(8, 4, 3, 8, 8)}
     zero_ops = on_meta(lambda: nn.Sequential(
-        nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.5), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Softmax(1)
+        nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.5), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Softmax(1)
     ))
     assert fcm_flops(zero_ops, x) == {}
     assert fcm_flops(zero_ops.train(), x) == {}  # train-mode BN too
@@ -252,7 +254,8 @@ def test_shared_and_reentrant_modules_are_credited_once_to_the_innermost() -> No
         "mix": 2 * mix // 2,  # run on a parameter of batch 1, so half a sample's worth per sample of 2
         "head.1": 2 * linear_macs(3 * 8 * 8, 5),
     }
-    assert dict(count.by_kind) == {"Conv2d": sum(v for k, v in count.by_module.items() if k != "head.1"), "Linear": 2 * linear_macs(192, 5)}
+    assert dict(count.by_kind) == {"Conv2d": sum(v for k, v in count.by_module.items() if k != "head.1"),
+                                   "Linear": 2 * linear_macs(192, 5)}
     theirs = _with_torchs_tracker(SharedAndParamInput, (3, 8, 8), False)
     assert (theirs.flops, theirs.by_op) == (count.flops, count.by_op)  # the same ops counted
     assert min(theirs.by_module.values()) < 0  # what the innermost credit avoids
@@ -408,7 +411,8 @@ def test_functional_ops_move_the_tracer_as_their_modules_do_without_a_row(k: int
                                                                          h: int, w: int) -> None:
     assume(p <= k // 2)  # torch refuses padding over half the kernel
     x = torch.empty(1, 3, h, w, device="meta")
-    module, functional = Tracer((3, h, w)).maxpool("pool", k, s, p, ceil), Tracer((3, h, w)).functional_pool(k, s, p, ceil)
+    module, functional = (Tracer((3, h, w)).maxpool("pool", k, s, p, ceil),
+                          Tracer((3, h, w)).functional_pool(k, s, p, ceil))
     assert (functional.shape, functional.rf, functional.jump) == (module.shape, module.rf, module.jump)
     assert functional.shape == tuple(F.max_pool2d(x, k, s, p, ceil_mode=ceil).shape[1:])  # torch's meta kernel
     assert functional.plan.layers == [] and [r.kind for r in module.plan.layers] == ["MaxPool2d"]

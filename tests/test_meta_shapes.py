@@ -75,8 +75,8 @@ small = st.integers(1, 5)
 @given(n=small, c_in_per_group=small, c_out_per_group=small, groups=st.integers(1, 3), size=st.integers(1, 12),
        k=st.integers(1, 5), s=st.integers(1, 3), p=st.integers(0, 3), d=st.integers(1, 2), bias=st.booleans(),
        wrong_channels=st.booleans())
-def test_conv2d_shape_matches_the_kernel(n: int, c_in_per_group: int, c_out_per_group: int, groups: int, size: int, k: int,
-                                         s: int, p: int, d: int, bias: bool, wrong_channels: bool) -> None:
+def test_conv2d_shape_matches_the_kernel(n: int, c_in_per_group: int, c_out_per_group: int, groups: int, size: int,
+                                         k: int, s: int, p: int, d: int, bias: bool, wrong_channels: bool) -> None:
     x = m(n, c_in_per_group * groups + int(wrong_channels), size, size + 1)
     w = m(c_out_per_group * groups, c_in_per_group, k, k)
     b = m(c_out_per_group * groups) if bias else None
@@ -85,7 +85,8 @@ def test_conv2d_shape_matches_the_kernel(n: int, c_in_per_group: int, c_out_per_
 
 @given(size=st.integers(1, 14), k=st.integers(1, 5), s=st.one_of(st.none(), st.integers(1, 3)), p=st.integers(0, 3),
        d=st.integers(1, 2), ceil=st.booleans(), is_max=st.booleans())
-def test_pool2d_shape_matches_the_kernel(size: int, k: int, s: int | None, p: int, d: int, ceil: bool, is_max: bool) -> None:
+def test_pool2d_shape_matches_the_kernel(size: int, k: int, s: int | None, p: int, d: int, ceil: bool,
+                                         is_max: bool) -> None:
     x = m(2, 3, size, size + 2)
     if is_max:
         _same_as_kernel(lambda: F.max_pool2d(x, k, s, p, d, ceil_mode=ceil))
@@ -93,7 +94,8 @@ def test_pool2d_shape_matches_the_kernel(size: int, k: int, s: int | None, p: in
         _same_as_kernel(lambda: F.avg_pool2d(x, k, s, p, ceil_mode=ceil))
 
 
-@given(h=st.integers(1, 9), w=st.integers(1, 9), out=st.one_of(st.integers(1, 7), st.tuples(st.integers(1, 7), st.none())))
+@given(h=st.integers(1, 9), w=st.integers(1, 9),
+       out=st.one_of(st.integers(1, 7), st.tuples(st.integers(1, 7), st.none())))
 def test_adaptive_pool_shape_matches_the_kernel(h: int, w: int, out: Any) -> None:
     _same_as_kernel(lambda: F.adaptive_avg_pool2d(m(2, 3, h, w), out))
 
@@ -136,11 +138,13 @@ def test_pool_and_conv_shapes_match_the_kernel_on_an_exhaustive_small_grid() -> 
                         _same_as_kernel(F.avg_pool2d, x, k, s, p, ceil_mode=ceil)
 
 
-@pytest.mark.parametrize(("a", "b"), [((2, 3), (4,)), ((2, 3), (3,)), ((2, 1, 4), (3, 1)), ((), (2,)), ((0, 3), (1,)), ((2, 0), (2, 1))])
+@pytest.mark.parametrize(("a", "b"), [((2, 3), (4,)), ((2, 3), (3,)), ((2, 1, 4), (3, 1)), ((), (2,)), ((0, 3), (1,)),
+                                      ((2, 0), (2, 1))])
 @pytest.mark.parametrize("op", ["add", "mul", "sub", "add_"])
 def test_broadcasting_edge_cases_match_the_kernel(a: tuple[int, ...], b: tuple[int, ...], op: str) -> None:
     x, y = m(*a), m(*b)
-    fns: dict[str, Callable[[], torch.Tensor]] = {"add": lambda: x + y, "mul": lambda: x * y, "sub": lambda: x - y, "add_": lambda: x.add_(y)}
+    fns: dict[str, Callable[[], torch.Tensor]] = {"add": lambda: x + y, "mul": lambda: x * y, "sub": lambda: x - y,
+                                                  "add_": lambda: x.add_(y)}
     _same_as_kernel(fns[op])
 
 
@@ -213,10 +217,12 @@ def test_flop_counts_are_the_same_without_the_shortcut(name: str) -> None:
     assert fast.flops > 0
 
 
-@pytest.mark.parametrize("name", ["googlenet", "inception_v3", "mobilenet_v3_small", "resnext50_32x4d", "squeezenet1_1", "densenet121"])
+@pytest.mark.parametrize("name", ["googlenet", "inception_v3", "mobilenet_v3_small", "resnext50_32x4d", "squeezenet1_1",
+                                  "densenet121"])
 def test_torchvision_layer_tables_are_the_same_without_the_shortcut(name: str) -> None:
     def factory() -> nn.Module:
-        return torchvision.models.get_model(name, weights=None, **({"init_weights": False} if name in ("googlenet", "inception_v3") else {}))
+        return torchvision.models.get_model(
+            name, weights=None, **({"init_weights": False} if name in ("googlenet", "inception_v3") else {}))
 
     size = (3, 299, 299) if name == "inception_v3" else (3, 224, 224)
     fast = _table(factory, size, False)

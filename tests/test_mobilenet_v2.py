@@ -121,11 +121,13 @@ def test_width_mult_agrees_with_torchvision(width_mult: float, num_classes: int)
 def test_random_tables_agree_with_torchvision(setting, width_mult, round_nearest, num_classes, size) -> None:
     input_size = (3, size, size)
     table = [list(row) for row in setting]
-    kwargs = dict(width_mult=width_mult, inverted_residual_setting=table, round_nearest=round_nearest, num_classes=num_classes)
+    kwargs = dict(width_mult=width_mult, inverted_residual_setting=table, round_nearest=round_nearest,
+                  num_classes=num_classes)
     ours = build_on_meta(lambda: MobileNetV2(**kwargs))
     theirs = build_on_meta(lambda: torchvision.models.MobileNetV2(**kwargs))
     assert state_shapes(ours) == state_shapes(theirs)
-    p = plan(_config(inverted_residual_setting=setting, width_mult=width_mult, round_nearest=round_nearest, num_classes=num_classes), input_size)
+    p = plan(_config(inverted_residual_setting=setting, width_mult=width_mult, round_nearest=round_nearest,
+                     num_classes=num_classes), input_size)
     assert num_params(ours) == num_params(theirs) == p.params
     assert rows(r for r in layer_table(ours, input_size) if r.is_leaf) == rows(p.layers)
     with torch.no_grad():

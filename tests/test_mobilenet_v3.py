@@ -81,7 +81,8 @@ def test_plan_rows_equal_layer_tables(name: str, size: tuple[int, int, int]) -> 
 )
 def test_width_mult_agrees_with_torchvision(name: str, width_mult: float, num_classes: int) -> None:
     setting, last = TABLES[name]
-    ours = build_on_meta(lambda: MobileNetV3(setting=setting, last_channel=last, width_mult=width_mult, num_classes=num_classes))
+    ours = build_on_meta(lambda: MobileNetV3(setting=setting, last_channel=last, width_mult=width_mult,
+                                             num_classes=num_classes))
     theirs = build_on_meta(lambda: _tv_generic(setting, last, width_mult, num_classes))
     assert state_shapes(ours) == state_shapes(theirs)
     p = plan(_config(name, width_mult=width_mult, num_classes=num_classes), (3, 32, 32))
@@ -124,10 +125,12 @@ def _tables(draw):
 )
 def test_random_tables_agree_with_torchvision(setting, last, width_mult, num_classes, size) -> None:
     input_size = (3, size, size)
-    ours = build_on_meta(lambda: MobileNetV3(setting=setting, last_channel=last, width_mult=width_mult, num_classes=num_classes))
+    ours = build_on_meta(lambda: MobileNetV3(setting=setting, last_channel=last, width_mult=width_mult,
+                                             num_classes=num_classes))
     theirs = build_on_meta(lambda: _tv_generic(setting, last, width_mult, num_classes))
     assert state_shapes(ours) == state_shapes(theirs)
-    config = {"setting": setting, "last_channel": last, "width_mult": width_mult, "round_nearest": 8, "num_classes": num_classes}
+    config = {"setting": setting, "last_channel": last, "width_mult": width_mult, "round_nearest": 8,
+              "num_classes": num_classes}
     p = plan(config, input_size)
     assert num_params(ours) == num_params(theirs) == p.params
     assert rows(r for r in layer_table(ours, input_size) if r.is_leaf) == rows(p.layers)

@@ -106,7 +106,8 @@ def test_close_matches_are_suggested(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_a_plugin_that_failed_to_load_is_printed_and_fails_the_run(tmp_path: Path) -> None:
     (tmp_path / "models_cmd_broken_plugin.py").write_text("raise ImportError('needs torch>=99')\n")
-    add_distribution(tmp_path, "models-cmd-broken", {"cnn_conformance.architectures": {"models_cmd_broken": "models_cmd_broken_plugin:specs"}})
+    add_distribution(tmp_path, "models-cmd-broken",
+                     {"cnn_conformance.architectures": {"models_cmd_broken": "models_cmd_broken_plugin:specs"}})
     proc = subprocess.run(
         [PYTHON, "-m", "conformance", "models", "--arch", "cifar_resnet20"],
         env=env_with(tmp_path), capture_output=True, text=True, timeout=300,
@@ -118,4 +119,5 @@ def test_a_plugin_that_failed_to_load_is_printed_and_fails_the_run(tmp_path: Pat
     assert all("ImportError: needs torch>=99" in line for line in errors), errors
     assert any("architecture plugin not loaded" in line for line in errors), errors
     # the built-in architectures are still listed
-    assert any(line.split()[:1] == ["cifar_resnet20"] and "ok" in line.split() for line in proc.stdout.splitlines()), proc.stdout
+    assert any(line.split()[:1] == ["cifar_resnet20"] and "ok" in line.split()
+               for line in proc.stdout.splitlines()), proc.stdout

@@ -67,7 +67,8 @@ def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, example_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def project(pytester: pytest.Pytester, example_site: Path, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A pytester project whose subprocesses see the example package installed.
 
     ``tmp_path / "extra"`` is on the path too, for a test's own (broken) distributions.
@@ -76,7 +77,8 @@ def project(pytester: pytest.Pytester, example_site: Path, tmp_path: Path, monke
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(example_site), str(tmp_path / "extra")]))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("CNN_CONFORMANCE_THREADS", "1")
-    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID", "CNN_CONFORMANCE_PROFILE"):
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID",
+                "CNN_CONFORMANCE_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     pytester.makepyfile(test_archs=GATE_TESTS)
     return pytester
@@ -102,7 +104,8 @@ def test_arch_selects_runs_the_gate_and_agrees_across_xdist_workers(project: pyt
     # test_gate and test_spec for cifar_resnet20 and lenet5; neither has a torchvision
     # counterpart, so test_tv is skipped with a reason that names the selection
     result.assert_outcomes(passed=5, skipped=1)
-    result.stdout.fnmatch_lines(["*--arch cifar_resnet2* lenet5 cifar_resnet20 selects no architecture for tv_arch_name*"])
+    result.stdout.fnmatch_lines(
+        ["*--arch cifar_resnet2* lenet5 cifar_resnet20 selects no architecture for tv_arch_name*"])
     assert result.ret == 0
 
 
@@ -115,7 +118,8 @@ def test_failing_contributor_model_fails_the_run_naming_the_layer(project: pytes
         "*conformance gate: broken_lenet is not conformant*",
         "*parameters: expected 61,706 (closed form from the spec's config), got 61,690 (-16)*",
         # the closed form names the layer, with expected vs got
-        "*c3: expected Conv2d out (16, 10, 10) with 2,416 params (closed form), got Conv2d out (16, 10, 10) with 2,400*",
+        "*c3: expected Conv2d out (16, 10, 10) with 2,416 params (closed form), "
+        "got Conv2d out (16, 10, 10) with 2,400*",
         "*FAILED test_archs.py::test_gate[[]broken_lenet[]]*",
     ])
 
@@ -140,7 +144,8 @@ def test_broken_entry_point_fails_collection_loudly(project: pytest.Pytester, tm
     assert result.ret == pytest.ExitCode.INTERRUPTED  # collection error: nothing ran with a shrunken list
     result.stdout.fnmatch_lines([
         "*cnn-conformance: 1 third-party architecture entry point(s) failed to load*",
-        "*entry point 'broken' (broken_plugin:specs) in group cnn_conformance.architectures: ImportError: broken_plugin needs torch>=9*",
+        "*entry point 'broken' (broken_plugin:specs) in group cnn_conformance.architectures: "
+        "ImportError: broken_plugin needs torch>=9*",
     ])
 
 

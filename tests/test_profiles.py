@@ -43,10 +43,12 @@ def test_ci_profile_is_reproducible_and_bounded(restore_profile: None) -> None:
     for name in ("dev", "thorough"):
         other = settings.get_profile(name)
         assert other.deadline is None and other.print_blob is True, name  # torch's first call is slow
-    assert settings.get_profile("ci").max_examples < settings.get_profile("dev").max_examples < settings.get_profile("thorough").max_examples
+    assert (settings.get_profile("ci").max_examples < settings.get_profile("dev").max_examples
+            < settings.get_profile("thorough").max_examples)
 
 
-def test_environment_variable_chooses_and_unknown_names_are_refused(monkeypatch: pytest.MonkeyPatch, restore_profile: None) -> None:
+def test_environment_variable_chooses_and_unknown_names_are_refused(monkeypatch: pytest.MonkeyPatch,
+                                                                     restore_profile: None) -> None:
     monkeypatch.setenv(PROFILE_ENV, "thorough")
     assert selected_profile() == "thorough"
     monkeypatch.delenv(PROFILE_ENV)

@@ -203,7 +203,8 @@ def test_resnet_totals_tutorial_and_torchvision_weights_info(name: str, tutorial
 
 
 @pytest.mark.parametrize(
-    "name", ["resnet18", "mobilenet_v2", pytest.param("resnet50", marks=pytest.mark.slow), pytest.param("vgg16", marks=pytest.mark.slow)]
+    "name", ["resnet18", "mobilenet_v2", pytest.param("resnet50", marks=pytest.mark.slow),
+             pytest.param("vgg16", marks=pytest.mark.slow)]
 )
 def test_our_models_match_torchsummary(name: str) -> None:
     spec = cnn_models.get_spec(name)
@@ -314,7 +315,8 @@ def test_closed_form_rows_are_torchvisions_modules(name: str) -> None:
     torchsummary above); modules called more than once (a shared ReLU) are left out."""
     spec = cnn_models.get_spec(name)
     plan = _plan(spec)
-    tv = summarize(lambda: torchvision.models.get_model(spec.torchvision, **spec.torchvision_kwargs), (3, 224, 224), train=False)
+    tv = summarize(lambda: torchvision.models.get_model(spec.torchvision, **spec.torchvision_kwargs), (3, 224, 224),
+                   train=False)
     names = [r.name for r in tv.rows]
     by_name = {r.name: r for r in tv.rows if names.count(r.name) == 1}
     parametric = 0
@@ -324,12 +326,14 @@ def test_closed_form_rows_are_torchvisions_modules(name: str) -> None:
             assert layer.params == 0, f"{name}: no single torchvision module {layer.name!r} for a layer with parameters"
             continue
         parametric += bool(layer.params)
-        assert (row.label.rsplit("-", 1)[0], row.output_shape, row.params) == (layer.kind, [-1, *layer.out_shape], layer.params), layer.name
+        assert (row.label.rsplit("-", 1)[0], row.output_shape, row.params) == (
+            layer.kind, [-1, *layer.out_shape], layer.params), layer.name
     assert parametric == sum(1 for layer in plan.layers if layer.params) > 0  # every layer with parameters was checked
 
 
 @pytest.mark.parametrize(("name", "weights"), [("vgg16", "VGG16_Weights"), ("mobilenet_v2", "MobileNet_V2_Weights")])
-def test_closed_form_command_totals_are_torchvisions(name: str, weights: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_closed_form_command_totals_are_torchvisions(name: str, weights: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     from conformance.commands import summary as cmd
 
     cnn_models.get_spec(name)

@@ -163,7 +163,8 @@ def broken_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     site = tmp_path_factory.mktemp("broken-site")
     for ep_name, (source, value, _) in BROKEN_PLUGINS.items():
         (site / f"{value.partition(':')[0]}.py").write_text(source)
-        add_distribution(site, f"broken-{ep_name.replace('_', '-')}", {"cnn_conformance.architectures": {ep_name: value}})
+        add_distribution(site, f"broken-{ep_name.replace('_', '-')}",
+                         {"cnn_conformance.architectures": {ep_name: value}})
     return site
 
 
@@ -187,7 +188,8 @@ def test_check_all_reports_a_broken_plugin_and_exits_2(site: Path, broken_site: 
     for _, _, message in BROKEN_PLUGINS.values():
         assert f"cnn-conformance check: error: architecture plugin not loaded: {message}" in err
     assert err[-1].startswith(
-        f"cnn-conformance check: error: {len(BROKEN_PLUGINS)} architecture plugin(s) failed to load, so --all did not check their architectures: "
+        f"cnn-conformance check: error: {len(BROKEN_PLUGINS)} architecture plugin(s) failed to load, "
+        "so --all did not check their architectures: "
     )
     assert any(line.split()[:2] == ["lenet5", "conformant"] for line in proc.stdout.splitlines())  # the rest still ran
 
@@ -202,6 +204,7 @@ def test_plugin_module_may_use_the_registry_while_it_loads(tmp_path: Path) -> No
             return SPEC
     """))
     add_distribution(tmp_path, "derived", {"cnn_conformance.architectures": {"derived": "derived_mod:specs"}})
-    proc = _script("import cnn_models; print(cnn_models.list_models().count('resnet18_copy'), cnn_models.plugin_errors())", tmp_path)
+    proc = _script("import cnn_models; "
+                   "print(cnn_models.list_models().count('resnet18_copy'), cnn_models.plugin_errors())", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["1", "[]"]

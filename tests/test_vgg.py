@@ -36,7 +36,8 @@ PAPER_TABLE2_MILLIONS = {"vgg11": 133, "vgg13": 133, "vgg16": 138, "vgg19": 144}
 def test_params_agree_with_paper_table2(name: str) -> None:
     spec = get_spec(name)
     params = plan_for(spec.family, spec.config, FULL).params
-    assert round(params / 1e6) == PAPER_TABLE2_MILLIONS[name], f"{name}: {params:,} does not round to the paper's {PAPER_TABLE2_MILLIONS[name]}M"
+    assert round(params / 1e6) == PAPER_TABLE2_MILLIONS[name], (
+        f"{name}: {params:,} does not round to the paper's {PAPER_TABLE2_MILLIONS[name]}M")
     assert spec.expected["params_paper"].value == PAPER_TABLE2_MILLIONS[name] * 1e6
     assert spec.expected["params_paper"].holds_for(params)
 

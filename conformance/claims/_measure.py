@@ -11,7 +11,8 @@ import torch.nn as nn
 from ..layer_table import build_on_meta, meta_inputs
 from ..macs import count_flops
 
-__all__ = ["meta_macs", "torchvision_factory", "meta_out_shape", "meta_params", "meta_spatial_trace", "receptive_field_by_gradient"]
+__all__ = ["meta_macs", "torchvision_factory", "meta_out_shape", "meta_params", "meta_spatial_trace",
+           "receptive_field_by_gradient"]
 
 Factory = Callable[[], nn.Module]
 
@@ -36,7 +37,8 @@ def meta_out_shape(factory: Factory, input_size: tuple[int, ...]) -> tuple[int, 
     return tuple(out.shape[1:])
 
 
-def meta_spatial_trace(factory: Factory, input_size: tuple[int, int, int], kinds: tuple[type[nn.Module], ...]) -> list[int]:
+def meta_spatial_trace(factory: Factory, input_size: tuple[int, int, int],
+                       kinds: tuple[type[nn.Module], ...]) -> list[int]:
     """Heights of the outputs of every module of ``kinds``, in call order, without repeats."""
     model = build_on_meta(factory).eval()
     heights: list[int] = [input_size[1]]

@@ -50,12 +50,15 @@ def _only(values: set[Any], what: str) -> Any:
 def _googlenet_kernel() -> dict[str, int]:
     model: Any = build_on_meta(_GOOGLENET)
     names = cnn_models.googlenet.INCEPTION_WIDTHS
-    inst = _only({model.get_submodule(f"{n}.branch3.1.conv").kernel_size[0] for n in names}, "googlenet branch-3 kernels")
+    inst = _only({model.get_submodule(f"{n}.branch3.1.conv").kernel_size[0] for n in names},
+                 "googlenet branch-3 kernels")
     # closed form: the branch-3 kernel whose plan has torchvision's published parameter count
     published = int(torchvision_weights_info("googlenet")["num_params"])
     by_kernel = {k: _plan("googlenet", branch3_kernel=k).params for k in (3, 5)}
-    closed = _only({k for k, p in by_kernel.items() if p == published}, "branch-3 kernel matching torchvision's num_params")
-    return {"branch-3 kernel": agree("googlenet branch-3 kernel", inst, closed), "params": published, "params with 5x5": by_kernel[5]}
+    closed = _only({k for k, p in by_kernel.items() if p == published},
+                   "branch-3 kernel matching torchvision's num_params")
+    return {"branch-3 kernel": agree("googlenet branch-3 kernel", inst, closed), "params": published,
+            "params with 5x5": by_kernel[5]}
 
 
 def _googlenet_kernel_judge(claimed: int, measured: dict[str, int]) -> Judged:
@@ -73,7 +76,8 @@ def _googlenet_bn() -> int:
     model = build_on_meta(_GOOGLENET)
     inst = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     plan = _plan("googlenet")
-    agree("googlenet closed form vs torchvision's num_params", plan.params, int(torchvision_weights_info("googlenet")["num_params"]))
+    agree("googlenet closed form vs torchvision's num_params", plan.params,
+          int(torchvision_weights_info("googlenet")["num_params"]))
     return int(agree("googlenet BatchNorm2d layers", inst, sum(r.kind == "BatchNorm2d" for r in plan.layers)))
 
 
@@ -100,14 +104,16 @@ def _resnet50_macs() -> dict[str, int]:
     v1_closed = plan.macs - sum(3 * rows[f"{b}.conv1"].macs // 4 for b in _DOWNSAMPLING)
     return {
         "v1, stride on the 1x1": agree("resnet50 v1 MACs", meta_macs(_resnet50_v1, SIZE), v1_closed),
-        "v1.5 (torchvision), stride on the 3x3": agree("resnet50 v1.5 MACs", meta_macs(torchvision_factory("resnet50"), SIZE), plan.macs),
+        "v1.5 (torchvision), stride on the 3x3": agree("resnet50 v1.5 MACs",
+                                                       meta_macs(torchvision_factory("resnet50"), SIZE), plan.macs),
     }
 
 
 def _strided_conv() -> str:
     model = build_on_meta(torchvision_factory("resnet50"))
     inst = _only(
-        {c for b in _DOWNSAMPLING for c in ("conv1", "conv2", "conv3") if model.get_submodule(f"{b}.{c}").stride != (1, 1)},
+        {c for b in _DOWNSAMPLING for c in ("conv1", "conv2", "conv3")
+         if model.get_submodule(f"{b}.{c}").stride != (1, 1)},
         "strided convs of resnet50's downsampling blocks",
     )
     # closed form: which variant's MACs torchvision publishes (_ops, GMACs to 3 decimals)
@@ -115,7 +121,8 @@ def _strided_conv() -> str:
     if ops is None:
         raise ClaimError("torchvision publishes no _ops for resnet50")
     v1, v15 = _resnet50_macs().values()
-    closed = _only({c for c, m in (("conv1", v1), ("conv2", v15)) if abs(m - ops.macs) <= TV_OPS_ABS_TOL}, "variant matching torchvision's _ops")
+    closed = _only({c for c, m in (("conv1", v1), ("conv2", v15)) if abs(m - ops.macs) <= TV_OPS_ABS_TOL},
+                   "variant matching torchvision's _ops")
     return _STRIDE_ON[agree("resnet50 strided conv", inst, closed)]
 
 
@@ -156,7 +163,8 @@ def _vgg_pool() -> dict[str, Any]:
     maps = before[224]
     x = torch.randn(2, maps[0], maps[1], maps[2], generator=torch.Generator().manual_seed(0))
     identity = bool(torch.equal(pool(x), x))  # no state: the meta-built pool runs on CPU tensors
-    logits = agree("vgg16 output at 64x64", list(meta_out_shape(factory, (3, 64, 64))), list(_plan("vgg16", (3, 64, 64)).out_shape))
+    logits = agree("vgg16 output at 64x64", list(meta_out_shape(factory, (3, 64, 64))),
+                   list(_plan("vgg16", (3, 64, 64)).out_shape))
     return {
         "layer before the classifier": layer,
         "maps reaching it at 224x224": list(maps[1:]),
@@ -184,22 +192,29 @@ def _vgg_pool_judge(claimed: str, measured: dict[str, Any]) -> Judged:
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(
-        "torchvision-googlenet-5x5", GROUP, "Szegedy et al. 2015, Fig. 2(b) and Table 1; torchvision models/googlenet.py; pytorch/vision issue 906",
+        "torchvision-googlenet-5x5", GROUP,
+        "Szegedy et al. 2015, Fig. 2(b) and Table 1; torchvision models/googlenet.py; pytorch/vision issue 906",
         "torchvision's GoogLeNet builds the paper's Inception modules, with a 5x5 conv in the third branch.",
         5, _googlenet_kernel, _googlenet_kernel_judge,
     ),
     Claim(
-        "torchvision-googlenet-bn", GROUP, "Szegedy et al. 2015, Section 5 and Table 1; torchvision models/googlenet.py",
-        "torchvision's GoogLeNet has the paper's layers: convs with bias and ReLU, no batch normalisation (it predates BN).",
+        "torchvision-googlenet-bn", GROUP,
+        "Szegedy et al. 2015, Section 5 and Table 1; torchvision models/googlenet.py",
+        "torchvision's GoogLeNet has the paper's layers: convs with bias and ReLU, "
+        "no batch normalisation (it predates BN).",
         0, _googlenet_bn,
         exact("torchvision's BasicConv2d is a bias-free conv + BatchNorm2d(eps=0.001) + ReLU: {measured} BN layers",
               correction="torchvision's GoogLeNet has {measured} BatchNorm2d layers, one after every conv"),
     ),
     Claim(
-        "torchvision-resnet-v1.5-stride", GROUP, "He et al. 2016, Section 3.3 and the authors' released models (stride 2 on the first 1x1); torchvision models/resnet.py",
-        "In torchvision's ResNet50, as in the paper's, a downsampling bottleneck applies its stride 2 in the first 1x1 conv.",
+        "torchvision-resnet-v1.5-stride", GROUP,
+        "He et al. 2016, Section 3.3 and the authors' released models (stride 2 on the first 1x1); "
+        "torchvision models/resnet.py",
+        "In torchvision's ResNet50, as in the paper's, a downsampling bottleneck applies its stride 2 "
+        "in the first 1x1 conv.",
         _STRIDE_ON["conv1"], _strided_conv,
-        exact("torchvision's Bottleneck strides {measured} ('ResNet V1.5'); its published _ops match that variant's MACs",
+        exact("torchvision's Bottleneck strides {measured} ('ResNet V1.5'); "
+              "its published _ops match that variant's MACs",
               correction="torchvision strides {measured}"),
     ),
     Claim(
@@ -208,8 +223,10 @@ CLAIMS: tuple[Claim, ...] = (
         3.8e9, _resnet50_macs, _gflops_judge,
     ),
     Claim(
-        "torchvision-vgg-adaptive-pool", GROUP, "Simonyan & Zisserman 2015, Sections 2.1 and 3 (fixed 224x224 input); torchvision models/vgg.py",
-        "torchvision's VGG16 is the paper's configuration D: the last 7x7x512 maps feed FC-4096 directly, with no layer in between.",
+        "torchvision-vgg-adaptive-pool", GROUP,
+        "Simonyan & Zisserman 2015, Sections 2.1 and 3 (fixed 224x224 input); torchvision models/vgg.py",
+        "torchvision's VGG16 is the paper's configuration D: the last 7x7x512 maps feed FC-4096 directly, "
+        "with no layer in between.",
         "none", _vgg_pool, _vgg_pool_judge,
     ),
 )

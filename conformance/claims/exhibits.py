@@ -145,8 +145,10 @@ class InceptionModule(nn.Module):
             self.b5 = conv(in_channels, width, 5, padding=2, bias=False)
             self.pool = nn.MaxPool2d(3, stride=1, padding=1)  # passes in_channels through
         else:
-            self.b3 = nn.Sequential(conv(in_channels, reduce, 1, bias=False), conv(reduce, width, 3, padding=1, bias=False))
-            self.b5 = nn.Sequential(conv(in_channels, reduce, 1, bias=False), conv(reduce, width, 5, padding=2, bias=False))
+            self.b3 = nn.Sequential(conv(in_channels, reduce, 1, bias=False),
+                                    conv(reduce, width, 3, padding=1, bias=False))
+            self.b5 = nn.Sequential(conv(in_channels, reduce, 1, bias=False),
+                                    conv(reduce, width, 5, padding=2, bias=False))
             self.pool = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), conv(in_channels, width, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -158,7 +160,8 @@ class InceptionModule(nn.Module):
 
 def conv_stack(channels: Sequence[int], kernel: int, *, padding: int = 0) -> nn.Sequential:
     """Bias-free ``kernel x kernel`` convs chained through ``channels`` (c0 -> c1 -> ...)."""
-    return nn.Sequential(*(nn.Conv2d(a, b, kernel, padding=padding, bias=False) for a, b in zip(channels, channels[1:], strict=False)))
+    return nn.Sequential(*(nn.Conv2d(a, b, kernel, padding=padding, bias=False)
+                           for a, b in zip(channels, channels[1:], strict=False)))
 
 
 def separable_pair(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
@@ -210,7 +213,8 @@ class TutorialMobileNet(nn.Module):
     the paper.
     """
 
-    def __init__(self, *, num_classes: int = 1000, stem: tuple[int, int] = TUTORIAL_MOBILENET_STEM, head: str = "tutorial") -> None:
+    def __init__(self, *, num_classes: int = 1000, stem: tuple[int, int] = TUTORIAL_MOBILENET_STEM,
+                 head: str = "tutorial") -> None:
         super().__init__()
         if head not in ("tutorial", "global"):
             raise ValueError(f"head must be 'tutorial' or 'global', got {head!r}")
@@ -261,7 +265,8 @@ def tutorial_mobilenet_plan(
     if head == "tutorial":
         t.avgpool("pool", 2)
         if t.shape != (c, 7, 7):
-            raise ValueError(f"the tutorial's Linear(7*7*{c}, n) needs ({c}, 7, 7) maps after AvgPool2d(2), got {t.shape}")
+            raise ValueError(f"the tutorial's Linear(7*7*{c}, n) needs ({c}, 7, 7) maps after AvgPool2d(2), "
+                             f"got {t.shape}")
     else:
         t.adaptive_avgpool("pool", 1)
     t.flatten().linear("fc", num_classes)

@@ -54,7 +54,8 @@ def _paper_googlenet() -> nn.Module:
 def _stacked() -> dict[str, int]:
     out = {}
     for label, factory in (("GoogLeNet of the paper (cnn_models)", _paper_googlenet),
-                           ("torchvision's GoogLeNet", torchvision_factory("googlenet", aux_logits=False, init_weights=True))):
+                           ("torchvision's GoogLeNet",
+                            torchvision_factory("googlenet", aux_logits=False, init_weights=True))):
         model = build_on_meta(factory)
         inst = sum(type(m).__name__ == "Inception" for m in model.modules())
         out[label] = agree(f"{label}: Inception modules", inst, len(cnn_models.googlenet.INCEPTION_WIDTHS))
@@ -240,7 +241,8 @@ def _gap_fc() -> dict[str, dict[str, int]]:
     for label in _googlenets():
         head = _head(label)
         c, h, w = head["pooled map"]
-        out[label] = {"fc inputs": agree(f"{label}: fc inputs = channels", head["fc inputs"], c), "with Flatten": c * h * w}
+        out[label] = {"fc inputs": agree(f"{label}: fc inputs = channels", head["fc inputs"], c),
+                      "with Flatten": c * h * w}
     return out
 
 
@@ -374,7 +376,8 @@ CLAIMS: tuple[Claim, ...] = (
         "gap-vs-flatten-op", GROUP, TUTORIAL,
         "Flatten lines up every pixel of the maps in order; GAP averages each map to 1x1 and lines those up; "
         "PyTorch's nn.AdaptiveAvgPool2d((1, 1)) is GAP.",
-        {"AdaptiveAvgPool2d((1, 1)): each map averaged to 1x1": True, "Flatten: every pixel, map by map, row by row": True},
+        {"AdaptiveAvgPool2d((1, 1)): each map averaged to 1x1": True,
+         "Flatten: every pixel, map by map, row by row": True},
         _gap_op, exact(), section=GAP,
     ),
 )

@@ -49,7 +49,8 @@ def _checked(result: gradflow.SettingResult) -> gradflow.SettingResult:
         p = result.prediction
         raise ClaimError(
             f"gradflow {result.setting.label}: measured slopes forward {result.slope_forward[0]:.3f}, backward "
-            f"{result.slope_backward[0]:.3f}; predicted {p.slope_forward:.3f}, {p.slope_backward:.3f} ({result.verdict})"
+            f"{result.slope_backward[0]:.3f}; predicted {p.slope_forward:.3f}, {p.slope_backward:.3f} "
+            f"({result.verdict})"
         )
     return result
 
@@ -95,7 +96,8 @@ def _naive_judge(claimed: str, measured: dict[str, float]) -> Judged:
         f"holds without BN, and only as explosion: each layer multiplies both second moments by "
         f"~{measured['no BN, forward']:.0f} = 4.5·C (C = {WIDTH}) relative to He init, never shrinking them; with BN "
         "after every conv the weight scale cancels in train mode (factor 1.0)"
-    ), f"in nets without BN, where N(0, 1) weights explode (x{measured['no BN, forward']:.0f} per layer); BN cancels the scale"
+    ), (f"in nets without BN, where N(0, 1) weights explode (x{measured['no BN, forward']:.0f} per layer); "
+        "BN cancels the scale")
 
 
 def _scales() -> dict[str, float]:
@@ -109,7 +111,8 @@ def _scales_judge(claimed: str, measured: dict[str, float]) -> Judgement:
     if best == claimed:
         return Judgement(True)
     return Judgement(
-        False, f"the init that keeps E[y²] constant is {best} (factor {measured[best]:g} per layer): {fmt(measured)}", best
+        False, f"the init that keeps E[y²] constant is {best} (factor {measured[best]:g} per layer): {fmt(measured)}",
+        best
     )
 
 
@@ -167,7 +170,8 @@ def _jacobian_rows() -> dict[str, float]:
         if error > 1e-12:
             raise ClaimError(f"{label}: Jacobian differs from D (J_F + I) by {error:.3g}")
         rows = (j_block - j_sum).abs().amax(dim=1) <= 1e-12
-        out[label] = agree(f"{label}: rows equal to J_F + I", round(float(rows.double().mean()), 3), round(float(mask.mean()), 3))
+        out[label] = agree(f"{label}: rows equal to J_F + I", round(float(rows.double().mean()), 3),
+                           round(float(mask.mean()), 3))
     return out
 
 
@@ -199,7 +203,8 @@ def _shortcut() -> dict[str, float]:
     """RMS(dL/dh) at the first probed tensor over the last, deepest nets (32 convs)."""
     out: dict[str, float] = {}
     for init, init_label in INITS.items():
-        for residual, depths, label in (("off", PLAIN_LAYERS, "plain, 32 layers"), ("on", RESIDUAL_BLOCKS, "residual, 16 blocks")):
+        for residual, depths, label in (("off", PLAIN_LAYERS, "plain, 32 layers"),
+                                        ("on", RESIDUAL_BLOCKS, "residual, 16 blocks")):
             points = gradflow.first_layer_gradient_vs_depth(
                 depths, residual=residual, bn=False, init=init, width=WIDTH, seeds=SEEDS, batch=BATCH
             )
@@ -231,7 +236,8 @@ def _shortcut_judge(claimed: dict[str, str], measured: dict[str, float]) -> Judg
         f"of the last layer's over 32 layers; with shortcuts {m['PyTorch default init, residual']:.2g}); "
         f"with He init the plain net does not vanish ({m['He init, plain']:.2g}) and the unnormalised shortcut "
         f"doubles the gradient's second moment per block ({m['He init, residual']:.3g} after 16)"
-    ), "where the plain net's gradient vanishes (PyTorch's default init); with He init it does not vanish without shortcuts"
+    ), ("where the plain net's gradient vanishes (PyTorch's default init); "
+        "with He init it does not vanish without shortcuts")
 
 
 def _plain() -> dict[str, float]:

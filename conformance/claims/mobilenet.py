@@ -57,7 +57,8 @@ def chapter_params() -> dict[str, int]:
 
 
 def _lightest() -> dict[str, int]:
-    tutorial = agree("the tutorial's MobileNet params", meta_params(TutorialMobileNet), tutorial_mobilenet_plan().params)
+    tutorial = agree("the tutorial's MobileNet params", meta_params(TutorialMobileNet),
+                     tutorial_mobilenet_plan().params)
     return {**chapter_params(), TUTORIAL_CLASS: tutorial}
 
 
@@ -89,7 +90,8 @@ def _separable_saving() -> dict[str, Any]:
 def _at_most(claimed: float, measured: dict[str, Any]) -> Judgement:
     if measured["ratio"] <= claimed:
         return Judgement(True)
-    return Judgement(False, f"the ratio is {measured['ratio']:g}, above {claimed:g}", f"a ratio of {measured['ratio']:g}")
+    return Judgement(False, f"the ratio is {measured['ratio']:g}, above {claimed:g}",
+                     f"a ratio of {measured['ratio']:g}")
 
 
 def _reads(module: nn.Module, shape: tuple[int, int, int]) -> dict[str, Any]:
@@ -110,7 +112,8 @@ def _reads(module: nn.Module, shape: tuple[int, int, int]) -> dict[str, Any]:
             own.zero_()
             own[i, k] = True
             same_pixel &= bool(torch.equal(j[:, i, k].any(dim=(0, 1)), own))
-    return {"input channels read per output channel": channels, "each output pixel reads only its own pixel": same_pixel}
+    return {"input channels read per output channel": channels,
+            "each output pixel reads only its own pixel": same_pixel}
 
 
 def _depthwise() -> dict[str, Any]:

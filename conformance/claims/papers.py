@@ -68,7 +68,8 @@ def _savings() -> dict[str, Any]:
             return nn.Sequential(nn.Conv2d(c, c, 3, s, 1, groups=c, bias=False), nn.Conv2d(c, out, 1, bias=False))
 
         h_out = conv2d_out(h, 3, stride, 1)
-        std = agree(f"standard conv {c}->{out} MACs", meta_macs(standard, (c, h, h)), conv2d_macs(c, out, 3, h_out, h_out))
+        std = agree(f"standard conv {c}->{out} MACs", meta_macs(standard, (c, h, h)),
+                    conv2d_macs(c, out, 3, h_out, h_out))
         sep = agree(
             f"separable conv {c}->{out} MACs", meta_macs(separable, (c, h, h)),
             conv2d_macs(c, c, 3, h_out, h_out, groups=c) + conv2d_macs(c, out, 1, h_out, h_out),
@@ -111,11 +112,14 @@ def _conv_macs_judge(claimed: float, measured: dict[str, int]) -> Judged:
         return True, ""
     if ok["without it"]:
         return CONDITIONAL, (
-            f"holds only without the final FC layer's mult-adds ({measured['with the FC layer'] / 1e6:,.1f}M with them), "
-            f"a convention under which MobileNet itself would have {(_mobilenet()['mult-adds'] - _conv_mobilenet()['fc mult-adds']) / 1e6:,.1f}M, "
+            f"holds only without the final FC layer's mult-adds "
+            f"({measured['with the FC layer'] / 1e6:,.1f}M with them), "
+            f"a convention under which MobileNet itself would have "
+            f"{(_mobilenet()['mult-adds'] - _conv_mobilenet()['fc mult-adds']) / 1e6:,.1f}M, "
             "not Table 4's 569M"
         ), f"without the FC layer; with it {measured['with the FC layer'] / 1e6:,.1f}M"
-    text = f"{measured['with the FC layer'] / 1e6:,.1f}M with the FC layer, {measured['without it'] / 1e6:,.1f}M without"
+    text = (f"{measured['with the FC layer'] / 1e6:,.1f}M with the FC layer, "
+            f"{measured['without it'] / 1e6:,.1f}M without")
     return False, text, text
 
 
@@ -203,16 +207,19 @@ def _vgg_params() -> dict[str, int]:
 
 
 def _vgg_judge(claimed: dict[str, float], measured: dict[str, int]) -> Judged:
-    wrong = [f"{k}: {fmt(measured[k])}, not {fmt(v)}M" for k, v in claimed.items() if abs(measured[k] - v * 1e6) > 0.5e6]
+    wrong = [f"{k}: {fmt(measured[k])}, not {fmt(v)}M" for k, v in claimed.items()
+             if abs(measured[k] - v * 1e6) > 0.5e6]
     if not wrong:
         return True, ""
-    return False, "rounded to millions, " + "; ".join(wrong), "; ".join(f"{k}: {measured[k] / 1e6:.0f}M" for k in claimed)
+    return (False, "rounded to millions, " + "; ".join(wrong),
+            "; ".join(f"{k}: {measured[k] / 1e6:.0f}M" for k in claimed))
 
 
 # --- Eq. 5: separable over standard cost -------------------------------------------------------------
 
 # (C_in, C_out, k) at which the ratio separable / standard is measured.
-RATIO_GRID: tuple[tuple[int, int, int], ...] = ((3, 10, 3), (32, 64, 3), (32, 64, 5), (512, 512, 3), (8, 1, 7), (1, 1, 1))
+RATIO_GRID: tuple[tuple[int, int, int], ...] = ((3, 10, 3), (32, 64, 3), (32, 64, 5), (512, 512, 3), (8, 1, 7),
+                                                (1, 1, 1))
 
 # Candidate closed forms a claim may state for the ratio (Howard et al. 2017, Eq. 5: 1/N + 1/D_K²).
 RATIO_FORMULAS = {
@@ -245,7 +252,8 @@ def _ratio_judge(claimed: str, measured: dict[str, str]) -> Judged:
         return True, ""
     right = [name for name, f in RATIO_FORMULAS.items()
              if all(Fraction(v) == f(*cfg) for cfg, v in zip(RATIO_GRID, measured.values(), strict=True))]
-    return False, f"{len(wrong)} of {len(RATIO_GRID)} configurations differ ({wrong[0]})", ", ".join(right) or "none listed"
+    return (False, f"{len(wrong)} of {len(RATIO_GRID)} configurations differ ({wrong[0]})",
+            ", ".join(right) or "none listed")
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -261,13 +269,15 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "mobilenet-8-9x", GROUP, "Howard et al. 2017 (MobileNets), Section 3.1",
-        "MobileNet's 3x3 depthwise separable convolutions use between 8 and 9 times less computation than standard convolutions.",
+        "MobileNet's 3x3 depthwise separable convolutions use between 8 and 9 times less computation "
+        "than standard convolutions.",
         [8, 9], _savings, _savings_judge,
     ),
     Claim(
         "mobilenet-conv-params", GROUP, MOBILENET_T4,
         "Conv MobileNet (every separable block a full 3x3 conv) has 29.3 million parameters.",
-        29.3e6, lambda: _conv_mobilenet()["params"], within(0.05e6, "{measured}, not {claimed} (one decimal in millions)"),
+        29.3e6, lambda: _conv_mobilenet()["params"],
+        within(0.05e6, "{measured}, not {claimed} (one decimal in millions)"),
     ),
     Claim(
         "mobilenet-conv-mult-adds", GROUP, MOBILENET_T4,

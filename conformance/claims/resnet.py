@@ -194,9 +194,10 @@ def _kaiming_default() -> dict[str, float]:
         nn.init.kaiming_normal_(w)
     std = float(w.std())
     gain = nn.init.calculate_gain("relu")
-    agree("kaiming_normal_ default std: torch's gain / sqrt(fan_in) vs He's sqrt(2 / n)", round(gain / math.sqrt(fan_in), 12),
-          round(math.sqrt(2 / fan_in), 12))
-    return {"std / √(2/fan_in)": round(std / math.sqrt(2 / fan_in), 2), "std / √(2/fan_out)": round(std / math.sqrt(2 / fan_out), 2)}
+    agree("kaiming_normal_ default std: torch's gain / sqrt(fan_in) vs He's sqrt(2 / n)",
+          round(gain / math.sqrt(fan_in), 12), round(math.sqrt(2 / fan_in), 12))
+    return {"std / √(2/fan_in)": round(std / math.sqrt(2 / fan_in), 2),
+            "std / √(2/fan_out)": round(std / math.sqrt(2 / fan_out), 2)}
 
 
 def _kaiming_judge(claimed: str, measured: dict[str, float]) -> Judgement:
@@ -215,15 +216,18 @@ def _he_law() -> dict[str, Any]:
         model = tvm.resnet18()
     rejected = {}
     for mode in ("fan_in", "fan_out"):
-        scheme = InitScheme(conv=f"kaiming_normal_{mode}", linear="torch_default", linear_bias="torch_default", source="He et al. 2015")
+        scheme = InitScheme(conv=f"kaiming_normal_{mode}", linear="torch_default", linear_bias="torch_default",
+                            source="He et al. 2015")
         rejected[mode] = sorted({f.split(":")[0] for f in init_failures(model, scheme)})
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     # closed form: the two laws differ exactly where C_in != C_out (same kernel on both sides)
     differ = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and m.in_channels != m.out_channels]
     if rejected["fan_out"] and rejected["fan_in"]:
-        raise ClaimError(f"torchvision resnet18 convs fit neither He law: fan_in rejected at {rejected['fan_in']}, fan_out at {rejected['fan_out']}")
+        raise ClaimError(f"torchvision resnet18 convs fit neither He law: fan_in rejected at {rejected['fan_in']}, "
+                         f"fan_out at {rejected['fan_out']}")
     law = "fan_out" if not rejected["fan_out"] else "fan_in"
-    agree("convs where the other law fails vs convs with C_in != C_out", rejected["fan_in" if law == "fan_out" else "fan_out"], differ)
+    agree("convs where the other law fails vs convs with C_in != C_out",
+          rejected["fan_in" if law == "fan_out" else "fan_out"], differ)
     return {"law": law, "convs": len(convs), "convs with C_in ≠ C_out": len(differ)}
 
 
@@ -233,7 +237,8 @@ def _he_judge(claimed: str, measured: dict[str, Any]) -> Judgement:
     return Judgement(
         False,
         f"the listing calls kaiming_normal_(mode='fan_out'): std √(2/fan_out), He 2015 Eq. 14, n counting the "
-        f"next layer's nodes; the two stds coincide only on the {measured['convs'] - measured['convs with C_in ≠ C_out']} "
+        f"next layer's nodes; the two stds coincide only on the "
+        f"{measured['convs'] - measured['convs with C_in ≠ C_out']} "
         f"of {measured['convs']} resnet18 convs with C_in = C_out (the 7x7 stem, 3→64: √(2/147) = "
         f"{math.sqrt(2 / 147):.3f} by fan_in, √(2/3136) = {math.sqrt(2 / 3136):.3f} by fan_out)",
         f"std √(2/{measured['law']}) (He et al. 2015, Eq. 14), or mode='fan_in' in the listing",

@@ -109,7 +109,8 @@ def _kernels_judge(claimed: list[int], measured: dict[str, list[int]]) -> Judgem
     return _per_config(
         ok, f"only {', '.join(f'{k}x{k}' for k in claimed)} filters",
         "for " + ", ".join(k for k, v in ok.items() if v) + " (VGG11/13/16/19); "
-        + "; ".join(f"{k} also uses {', '.join(f'{s}x{s}' for s in v if s not in claimed)} convs" for k, v in other.items()),
+        + "; ".join(f"{k} also uses {', '.join(f'{s}x{s}' for s in v if s not in claimed)} convs"
+                    for k, v in other.items()),
     )
 
 
@@ -267,7 +268,8 @@ def vgg_coefficients() -> dict[str, int]:
 def _half() -> dict[str, float]:
     stack, single = _three_3x3()["16→32→32→32"], conv_stack_params([IN, OUT], 7)
     c = vgg_coefficients()
-    return {"16→32 (the example)": round(stack / single, 3), "C→C (27C² / 49C²)": round(c["three 3x3"] / c["one 7x7"], 3)}
+    return {"16→32 (the example)": round(stack / single, 3),
+            "C→C (27C² / 49C²)": round(c["three 3x3"] / c["one 7x7"], 3)}
 
 
 def _half_judge(claimed: float, measured: dict[str, float]) -> Judgement:
@@ -345,7 +347,8 @@ CLAIMS: tuple[Claim, ...] = (
         "three-3x3-shape-trace", GROUP, TUTORIAL,
         "Three 3x3 convs take IN (32, 32, 16) → (30, 30, 32) → (28, 28, 32) → OUT (26, 26, 32): the same output "
         "size as the one 7x7 conv.",
-        ["(32, 32, 16)", "(30, 30, 32)", "(28, 28, 32)", "(26, 26, 32)"], lambda: _trace([IN, OUT, OUT, OUT], 3), exact(),
+        ["(32, 32, 16)", "(30, 30, 32)", "(28, 28, 32)", "(26, 26, 32)"], lambda: _trace([IN, OUT, OUT, OUT], 3),
+        exact(),
         section=VGG,
     ),
     Claim(

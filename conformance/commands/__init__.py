@@ -33,8 +33,10 @@ class ModelChoice:
 
 
 def add_target_arguments(parser: argparse.ArgumentParser, *, with_spec: bool = False) -> None:
-    parser.add_argument("name", nargs="?", metavar="NAME", help="a registered architecture (cnn-conformance models lists them)")
-    parser.add_argument("--candidate", metavar="MODULE_OR_FILE.py:FACTORY", help="a zero-argument factory returning an nn.Module")
+    parser.add_argument("name", nargs="?", metavar="NAME",
+                        help="a registered architecture (cnn-conformance models lists them)")
+    parser.add_argument("--candidate", metavar="MODULE_OR_FILE.py:FACTORY",
+                        help="a zero-argument factory returning an nn.Module")
     if with_spec:
         parser.add_argument("--spec", metavar="NAME", help="with --candidate: the registered spec whose oracles apply")
     parser.add_argument(
@@ -70,7 +72,8 @@ def resolve_target(args: argparse.Namespace) -> ModelChoice:
             raise UsageError("--spec applies to --candidate; a registered NAME uses its own spec")
         spec = _spec(name, "")
         factory, label = spec.build, name
-    size = tuple(args.input_size) if args.input_size else (tuple(spec.input_size) if spec is not None else DEFAULT_INPUT_SIZE)
+    size = tuple(args.input_size) if args.input_size else (
+        tuple(spec.input_size) if spec is not None else DEFAULT_INPUT_SIZE)
     if len(size) != 3 or any(d <= 0 for d in size):
         raise UsageError(f"--input-size: expected three positive integers C H W, got {' '.join(map(str, size))}")
     return ModelChoice(label, factory, spec, size)
@@ -86,7 +89,8 @@ def build_target(target: ModelChoice) -> nn.Module:
     except UsageError as exc:  # keep it to one line, whatever the factory's message
         raise UsageError(_one_line(str(exc))) from exc.__cause__
     except Exception as exc:  # building on meta failed outside the factory call
-        raise UsageError(f"{target.label}: building on the meta device raised {type(exc).__name__}: {_one_line(str(exc))}") from exc
+        raise UsageError(f"{target.label}: building on the meta device raised "
+                         f"{type(exc).__name__}: {_one_line(str(exc))}") from exc
 
 
 def _one_line(text: str) -> str:

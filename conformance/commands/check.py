@@ -27,8 +27,10 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="registered architectures to check")
     parser.add_argument("--all", action="store_true", help="check every registered architecture")
-    parser.add_argument("--candidate", metavar="MODULE_OR_FILE.py:FACTORY", help="a zero-argument factory returning an nn.Module")
-    parser.add_argument("--reference", metavar="torchvision:NAME", help="torchvision builder to compare with (weights=None)")
+    parser.add_argument("--candidate", metavar="MODULE_OR_FILE.py:FACTORY",
+                        help="a zero-argument factory returning an nn.Module")
+    parser.add_argument("--reference", metavar="torchvision:NAME",
+                        help="torchvision builder to compare with (weights=None)")
     parser.add_argument("--spec", metavar="NAME", help="registered spec whose oracles and init scheme apply")
     parser.add_argument("--json", metavar="PATH", help="write the full report(s) as JSON")
     parser.add_argument("--input-size", type=int, nargs=3, metavar=("C", "H", "W"),
@@ -197,7 +199,8 @@ def _check_parallel(names: list[str], jobs: int) -> list[Report]:
         # the processes start with large freed blocks kept in their heap (conformance/heap.py);
         # glibc reads that at start-up, and with spawn the first submit starts them all
         with heap.worker_environment(jobs) as said:
-            print(f"checking {len(names)} architectures in {jobs} processes (heap: {said})", file=sys.stderr, flush=True)
+            print(f"checking {len(names)} architectures in {jobs} processes (heap: {said})",
+                  file=sys.stderr, flush=True)
             # largest first, so the last gates to start are short ones and no process is left
             # alone with a 15 s VGG at the end (the report keeps the order asked for)
             futures = {pool.submit(_check_one, name): name for name in sorted(names, key=_expected_cost, reverse=True)}
@@ -214,7 +217,8 @@ def _check_parallel(names: list[str], jobs: int) -> list[Report]:
                     rep.error += (f"; a process of the pool was killed (out of memory?), which stops every check "
                                   f"still pending, so {name} may be fine: run `cnn-conformance check {name}` alone")
             done[name] = rep
-            print(f"[{len(done)}/{len(names)}] {name} ... {_status(rep)} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+            print(f"[{len(done)}/{len(names)}] {name} ... {_status(rep)} ({seconds:.1f} s)",
+                  file=sys.stderr, flush=True)
     return [done[name] for name in names]
 
 
@@ -245,7 +249,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'architecture':<{width}}  verdict         checks  failures")
         for r in reports:
             n_fail = sum(not c.passed for c in r.checks)
-            print(f"{r.candidate:<{width}}  {'conformant' if r.passed else 'NOT CONFORMANT':<14}  {len(r.checks):>6}  {n_fail:>8}")
+            print(f"{r.candidate:<{width}}  {'conformant' if r.passed else 'NOT CONFORMANT':<14}  "
+                  f"{len(r.checks):>6}  {n_fail:>8}")
         print()
     for r in reports:
         if len(reports) == 1 or not r.passed or args.verbose:

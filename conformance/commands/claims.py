@@ -11,8 +11,9 @@ claim and then why each non-holding one fails. ``--json PATH`` (``-`` for stdout
 list of objects with keys id, source, statement, claimed, measured, verdict (true, false or
 "conditional"), explanation, and for each claim the tutorial section it comes from (section),
 whether the tutorial states or only implies it (basis), what would make a failing statement
-true (correction), the citation of a value read from a paper (evidence) and its group. Exit codes: 0 evaluated (whatever the verdicts), 2 usage
-error or a claim whose two measurements disagree (a bug, named in the message).
+true (correction), the citation of a value read from a paper (evidence) and its group. Exit codes:
+0 evaluated (whatever the verdicts), 2 usage error or a claim whose two measurements disagree (a
+bug, named in the message).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-' for stdout, then no table)")
-    parser.add_argument("--markdown", metavar="PATH", help="also write the results as a markdown table (docs/claims.md)")
+    parser.add_argument("--markdown", metavar="PATH",
+                        help="also write the results as a markdown table (docs/claims.md)")
     parser.add_argument("--id", action="append", metavar="ID", dest="ids", help="only this claim (repeatable)")
 
 

@@ -234,10 +234,12 @@ class Tracer:
             self._add(name, kind)
         return self
 
-    def maxpool(self, name: str, kernel: IntPair, stride: IntPair | None = None, padding: IntPair = 0, ceil_mode: bool = False) -> Tracer:
+    def maxpool(self, name: str, kernel: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+                ceil_mode: bool = False) -> Tracer:
         return self._pool(name, "MaxPool2d", kernel, stride, padding, ceil_mode)
 
-    def avgpool(self, name: str, kernel: IntPair, stride: IntPair | None = None, padding: IntPair = 0, ceil_mode: bool = False) -> Tracer:
+    def avgpool(self, name: str, kernel: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+                ceil_mode: bool = False) -> Tracer:
         return self._pool(name, "AvgPool2d", kernel, stride, padding, ceil_mode)
 
     def adaptive_avgpool(self, name: str, output: IntPair) -> Tracer:
