@@ -95,9 +95,11 @@ def _sweep_jobs(depths: tuple[int, ...], widths: tuple[int, ...]) -> list[Job]:
     jobs = []
     for net in NETS:
         for d in depths:
-            jobs.append(Job(f"depth {net} {d}", "setting", {"depth": d, "width": DEPTH_WIDTH, "net": net, "seeds": SEEDS}))
+            jobs.append(Job(f"depth {net} {d}", "setting",
+                            {"depth": d, "width": DEPTH_WIDTH, "net": net, "seeds": SEEDS}))
         for w in widths:
-            jobs.append(Job(f"width {net} {w}", "setting", {"depth": WIDTH_DEPTH, "width": w, "net": net, "seeds": SEEDS}))
+            jobs.append(Job(f"width {net} {w}", "setting",
+                            {"depth": WIDTH_DEPTH, "width": w, "net": net, "seeds": SEEDS}))
     return jobs
 
 
@@ -157,7 +159,8 @@ def run(opts: Options) -> Section:
     default_row = {"sweep": "default CLI run" + (" (--quick: 1 setting)" if opts.quick else ""), "net": "-",
                    "depth": None, "width": None, "s": res.wall_s, "s per layer": None,
                    # the report went to a temporary folder, gone after the run: its path is left out
-                   "verdict": summary_line.replace("gradflow: ", "").split("; report:")[0][:90] or f"exit {res.returncode}"}
+                   "verdict": summary_line.replace("gradflow: ", "").split("; report:")[0][:90]
+                   or f"exit {res.returncode}"}
     raw["default_run"] = {"argv": res.argv, "returncode": res.returncode, "wall_s": res.wall_s,
                           "maxrss_mb": res.maxrss_mb, "tail": res.output_tail[-1500:]}
 

@@ -1,4 +1,5 @@
-"""Expected values the gradient-flow tests share, written out from He et al. 2015 (the laws of conformance/gradflow/theory.py).
+"""Expected values the gradient-flow tests share, written out from He et al. 2015 (the laws of
+conformance/gradflow/theory.py).
 
 Independent of conformance/gradflow/theory.py on purpose: a test compares the engine's
 predictions and measurements with these hand-written laws.

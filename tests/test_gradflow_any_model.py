@@ -2,9 +2,9 @@
 
 Oracles: the meta-device layer table (``conformance.layer_table``, an independent forward pass
 with hooks on every module) for which conv and linear calls a model makes; the conv-BN-ReLU
-chain law written out by hand for 6n+2 layers (research note P9: pi/(pi-1) per layer, 1/2 at
+chain law written out by hand for 6n+2 layers (Yang et al. 2019: pi/(pi-1) per layer, 1/2 at
 the stem, kappa/2 at the two stride-2 transitions, as in test_gradflow_models); torchvision's
-``zero_init_residual`` semantics (research note P10: every branch conv before a zero-gamma BN
+``zero_init_residual`` semantics (torchvision/models/resnet.py: every branch conv before a zero-gamma BN
 gets an exactly zero gradient: 2 per BasicBlock, 16 in resnet18).
 """
 
@@ -48,7 +48,8 @@ def test_removed_shortcuts_show_the_chain_law_growth() -> None:
     first-conv gradient exceeds the last conv's as the chain law says, within P9's 0.05 per layer
     (second moment); the residual net's grows by less than half of that (in log)."""
     own, twin = variants(models=["cifar_resnet20"], no_shortcuts=True)
-    assert twin.base == "cifar_resnet20" and twin.change == "shortcuts removed" and twin.label.startswith("cifar_plain20")
+    assert twin.base == "cifar_resnet20" and twin.change == "shortcuts removed"
+    assert twin.label.startswith("cifar_plain20")
     plain = measure_variant(twin, seeds=2, input_size=(3, 32, 32), batch=8)
     res = measure_variant(own, seeds=2, input_size=(3, 32, 32), batch=8)
     law = _hand_chain_law(20)

@@ -2,7 +2,7 @@
 
 Bad input: one line on stderr naming the option, exit code 2, no traceback. A small real run
 writes measurements.csv (one row per setting, seed and probed layer), summary.json (the keys
-the issue lists), the figures and report.md.
+its docstring documents), the figures and report.md.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Measured gradient flow of the experiment nets against the theory's predictions (conformance/gradflow/theory.py).
 
 Every expected value is a closed form written out here from its source (the laws P1-P12 of
-conformance/gradflow/theory.py and their papers): He et al. 2015 (n Var[w] / 2 per layer), De & Smith 2020 (q_0 + l), the
-kappa = pi/(pi-1) laws (P8, P9), Hanin 2018 (finite-width drift <= 5/(2C) per layer, P5),
+conformance/gradflow/theory.py and their papers): He et al. 2015 (n Var[w] / 2 per layer), De & Smith 2020
+(q_0 + l), the kappa = pi/(pi-1) laws (P8, P9), Hanin 2018 (finite-width drift <= 5/(2C) per layer, P5),
 the float32 range. Nets are float64, seeded (seeds 0..4), 8x8 maps, circular padding.
 
 Tolerances: the trial tolerances where they are stated for these conditions. Where a

@@ -1,9 +1,9 @@
 """The probes on registered architectures: CIFAR plain vs ResNet, torchvision-style ResNets.
 
-Oracles: the conv-BN-ReLU chain law (research note P9: x pi/(pi-1) per layer, with the
+Oracles: the conv-BN-ReLU chain law (Yang et al. 2019: x pi/(pi-1) per layer, with the
 nets' own widths and strides, derived in theory.bn_chain_log_grad_ratio; equal-shape case
 checked in test_gradflow_theory), torchvision's documented ``zero_init_residual`` semantics
-(research note P10: resnet18 has 5 identity blocks, 3 downsample blocks and 32 branch
+(torchvision/models/resnet.py: resnet18 has 5 identity blocks, 3 downsample blocks and 32 branch
 tensors with zero gradient; resnet50 12 / 4 / 112), and BN scale invariance (P11).
 """
 

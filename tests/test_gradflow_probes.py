@@ -19,7 +19,9 @@ def _grads(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def _run(model: nn.Module, x: torch.Tensor, g_seed: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+def _run(
+    model: nn.Module, x: torch.Tensor, g_seed: int = 0
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
     model.zero_grad(set_to_none=True)
     x = x.clone().requires_grad_(True)
     out = model(x)

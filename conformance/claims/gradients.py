@@ -5,7 +5,7 @@ the signal grow or shrink exponentially with depth).
 
 Instantiated: seeded experiment nets (plain / residual 3x3 ReLU convs, constant width, circular
 padding, float64) probed by ``gradflow``; closed forms: ``gradflow.theory``'s predictions
-(He et al. 2015 variance propagation; the research note gradient-flow-predictions.md). A
+(He et al. 2015 variance propagation; Yang et al. 2019 for BN chains). A
 measurement outside its prediction's tolerance is a ``ClaimError``, not a finding.
 
 The residual-Jacobian claim is measured exactly with ``torch.autograd.functional.jacobian``.

@@ -315,7 +315,8 @@ def run(args: argparse.Namespace) -> int:
     train, model = bool(args.train), bool(args.model or args.candidate)
     try:
         if train and args.candidate:
-            raise UsageError("--train trains registered CIFAR nets (--model cifar_plainN,cifar_resnetN), not a candidate")
+            raise UsageError("--train trains registered CIFAR nets (--model cifar_plainN,cifar_resnetN), "
+                             "not a candidate")
         _grid_only(args, "model" if model and not train else ("train" if train else "grid"))
         if train:
             return _run_train(args)

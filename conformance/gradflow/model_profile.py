@@ -115,7 +115,8 @@ def variants(
     model has an asked-for variant, or a name is unknown."""
     for init in inits:
         if init != OWN_INIT and init not in INIT_SCHEMES:
-            raise UsageError(f"--inits: unknown value {init!r}; expected {OWN_INIT} or one of {', '.join(INIT_SCHEMES)}")
+            raise UsageError(f"--inits: unknown value {init!r}; "
+                             f"expected {OWN_INIT} or one of {', '.join(INIT_SCHEMES)}")
     bases: list[tuple[str, Callable[[], nn.Module], Any]] = []
     if candidate is not None:
         if zero_init_residual or no_shortcuts:
@@ -164,7 +165,8 @@ def variants(
             ))
     labels = [v.label for v in out]
     if len(set(labels)) != len(labels):
-        raise UsageError(f"the same model is asked for twice: {', '.join(sorted({x for x in labels if labels.count(x) > 1}))}")
+        twice = sorted({x for x in labels if labels.count(x) > 1})
+        raise UsageError(f"the same model is asked for twice: {', '.join(twice)}")
     return out
 
 

@@ -3,15 +3,17 @@
 Sources:
 * He et al. 2016 (CVPR), section 4.2 and Table 6: the CIFAR-10 nets resnet20..110 and their
   plain counterparts (``cnn_models.cifar_resnet``), 6n+2 layers, BN after every conv.
-* Research note P9 (plain conv-BN-ReLU backward x pi/(pi-1) per layer), generalised to the
+* Yang et al. 2019 (plain conv-BN-ReLU, train mode: the backward second moment grows by
+  pi/(pi-1) per layer, the constant derived in ``theory``), generalised to the
   CIFAR chain's changing widths and strides in ``theory.bn_chain_log_grad_ratio``.
-* Research note P8: the pre-activation BN residual law, used as a *reference curve* for the
+* De & Smith 2020: the pre-activation BN residual law (its backward factor derived in
+  ``theory``), used as a *reference curve* for the
   CIFAR ResNets (whose blocks are post-activation, so it is not an exact prediction there).
 * torchvision ``resnet.py`` (``zero_init_residual``, L218-223 of the 0.2x sources) and
-  research note P10: with the last BN of each branch at gamma = 0, every block without a
+  its semantics: with the last BN of each branch at gamma = 0, every block without a
   downsample returns its (non-negative) input exactly, blocks with one return
   ReLU(downsample(x)), and every branch parameter before that BN gets an exactly zero gradient.
-* Research note P11: BN scale invariance in train mode.
+* BatchNorm's scale invariance in train mode (Ioffe & Szegedy 2015, section 3).
 
 Models are built with their own init under ``torch.random.fork_rng`` and a fixed seed, so
 the global RNG is untouched and results are reproducible.

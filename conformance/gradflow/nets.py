@@ -54,7 +54,7 @@ INIT_VARIANCE: dict[str, Callable[[int, int], float]] = {
     "he_fan_in": lambda fan_in, fan_out: 2.0 / fan_in,  # He 2015 Eq. (10)
     "he_fan_out": lambda fan_in, fan_out: 2.0 / fan_out,  # He 2015 Eq. (14)
     "xavier": lambda fan_in, fan_out: 2.0 / (fan_in + fan_out),  # Glorot 2010 Eq. (16)
-    "naive": lambda fan_in, fan_out: 1.0,  # N(0, 1): the scale weights had before He et al. 2015
+    "naive": lambda fan_in, fan_out: 1.0,  # N(0, 1): unit variance whatever the fan
     "small": lambda fan_in, fan_out: 1e-4,  # N(0, 0.01^2)
     "torch_default": lambda fan_in, fan_out: 1.0 / (3.0 * fan_in),  # U(-1/sqrt(fan_in), ..)
 }

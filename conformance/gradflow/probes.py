@@ -1,7 +1,7 @@
 """Forward/backward probes: per-layer activation and activation-gradient statistics.
 
 Why activation gradients: in a constant-width net the weight-gradient norms are flat whatever
-the init (Glorot & Bengio 2010, section 4.2.1; research note P4), so vanishing or exploding
+the init (Glorot & Bengio 2010, section 4.2.1), so vanishing or exploding
 shows in dL/dh_l, the gradient with respect to the layer's output, not in dL/dW_l.
 
 Mechanism: a forward hook on each selected module computes statistics of the module's output

@@ -2,8 +2,8 @@
 
 A model is a graph, not a chain; the laws of ``theory.py`` hold along two kinds of links:
 
-* **conv -> BN -> ReLU -> conv** (train mode, BN at gamma 1 / beta 0): research note P9,
-  generalised to changing widths, strides and groups as in ``theory.bn_chain_log_grad_ratio``
+* **conv -> BN -> ReLU -> conv** (train mode, BN at gamma 1 / beta 0): the chain law of
+  ``theory``, generalised to changing widths, strides and groups as in ``theory.bn_chain_log_grad_ratio``
   (Yang et al. 2019 for the growth; the constant pi/(pi-1) derived in ``theory``). Forward,
   the conv after the link sees ReLU(N(0, 1)) per channel, second moment 1/2, whatever came
   before: E[y^2] = n * E[w^2] / 2 (He et al. 2015, Eq. (7) with a normalised input).
@@ -22,7 +22,7 @@ walk over the autograd graph counts each node's consumers. A link counts only wh
 tensor on it has exactly one consumer, so a ReLU output that also feeds a shortcut (the
 ResNet stem, every post-activation block output) is not taken for a chain.
 
-Zero padding (research note P3): a conv's output position sees only the taps inside the input.
+Zero padding: a conv's output position sees only the taps inside the input.
 ``ConvSite.valid_pairs`` counts the (output position, tap) pairs that fall inside, so the
 forward law uses the mean fraction of valid taps per output position and the backward law the
 mean number of (output, tap) pairs that read each input position (k^2 / s^2 without borders).

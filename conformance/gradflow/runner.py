@@ -2,14 +2,14 @@
 
 For one ``Setting`` and seed: build the experiment net from a seeded generator, draw
 x_0 ~ N(0, 1) of shape (N, C, H, W) and a probe direction g ~ N(0, 1) shaped like the output,
-run the forward pass and backward the probe loss <g, h_L> (research note: the backward pass
-then starts from E[g^2] = 1, independent of the forward scale), and read the probes.
+run the forward pass and backward the probe loss <g, h_L> (the backward pass then
+starts from E[g^2] = 1, independent of the forward scale), and read the probes.
 Per seed: the least-squares slopes of the log second moments; over seeds: the mean of the
 log profiles and of the slopes, with standard errors (std / sqrt(seeds)).
 
-The verdict: ``agrees`` when |measured - predicted| <= tolerance (the trial tolerance of ``theory.tolerance``,
-``theory.tolerance``) + 2 standard errors for both slopes, and, where the profile law is exact,
-every point of the mean profile is within the relative profile tolerance.
+The verdict: ``agrees`` when |measured - predicted| <= the tolerance (``theory.tolerance``)
++ 2 standard errors for both slopes, and, where the profile law is exact, every point of the
+mean profile is within the relative profile tolerance.
 
 Public helpers for the claims catalogue: ``run_setting``, ``measure`` (keyword shortcut),
 ``first_layer_gradient_vs_depth``, ``probe_model``, ``float32_onset_measured``,

@@ -218,7 +218,7 @@ def write_train_outputs(
         "shallower one (56 vs 20 layers on CIFAR-10: degradation, an optimisation difficulty, not overfitting), "
         "and that identity shortcuts remove it (ResNet-56 at or below ResNet-20). At initialisation the "
         "gradient-flow measurements show why a plain conv-BN-ReLU chain is hard to start: the gradient grows "
-        "about π/(π−1) per layer towards the input (research note P9). Here we ask whether the paper's ordering "
+        "about π/(π−1) per layer towards the input (Yang et al. 2019). Here we ask whether the paper's ordering "
         "already shows in the first steps of training, on a small offline task.", "",
         "## Task and recipe", "",
         f"Inputs x ~ N(0, 1) of shape 3x{cfg.size}x{cfg.size}, {cfg.examples} examples, labelled by the argmax of "

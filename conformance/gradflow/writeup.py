@@ -383,9 +383,9 @@ def _claims(results: Sequence[SettingResult], info: RunInfo) -> list[str]:
     out.append(
         "He et al. 2015 show that a conv layer followed by ReLU multiplies the second moment of the signal by "
         "n·Var[w]/2 (n: fan-in forward, fan-out backward), and choose Var[w] = 2/n to make it 1. Weights drawn "
-        "from N(0, 1), the way they were drawn before (the tutorial names He init as the choice for ReLU nets "
-        "and says weights used to come from N(0, 1)), give 4.5·C per 3x3 layer of width C instead: the question "
-        "is what that does to a deep net, with and without BN."
+        "from N(0, 1) (the tutorial names He init as the choice for ReLU nets and says weights used to come from "
+        "N(0, 1); earlier nets in fact used small fixed stds such as AlexNet's 0.01, see docs/claims.md) give "
+        "4.5·C per 3x3 layer of width C instead: the question is what that does to a deep net, with and without BN."
     )
     out.append("")
     if naive:
@@ -539,7 +539,8 @@ def write_report(
         "counted from the output towards the input (positive: the gradient grows as it flows "
         "back). Every number is the mean over independently initialised nets (seeds), with its "
         "standard error (SE).", "",
-        "Theory (He et al. 2015 and later work; the laws and their sources are in conformance/gradflow/theory.py): a conv layer "
+        "Theory (He et al. 2015 and later work; the laws and their sources are in "
+        "conformance/gradflow/theory.py): a conv layer "
         "with n = 9·C inputs per output and weights of variance Var[w], followed by ReLU "
         "(which keeps half the second moment), multiplies it by n·Var[w]/2. He init "
         "(Var = 2/n) gives exactly 1; N(0,1) gives 4.5·C; Xavier (1/n) gives 1/2. Where the "
