@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .model_profile import OWN_INIT, LayerProfile, ModelProfile
+from .writeup import times_text
 
 __all__ = ["ModelRunInfo", "sentence", "write_model_outputs"]
 
@@ -43,13 +44,6 @@ def _pow10(log_value: float) -> str:
     if not math.isfinite(log_value):
         return "n/a"
     return f"10^{log_value * LOG10E:.1f}"
-
-
-def _times(log_value: float) -> str:
-    if not math.isfinite(log_value):
-        return "n/a"
-    e10 = log_value * LOG10E
-    return f"x{math.exp(log_value):.3g}" if abs(e10) < 300 else f"x1e{e10:+.0f}"
 
 
 def _pct(log_err: float) -> str:
@@ -107,7 +101,7 @@ def sentence(p: ModelProfile, reference: ModelProfile | None = None) -> str:
     if math.isfinite(ratio):
         way = "larger" if ratio > 0 else "smaller"
         parts.append(
-            f"the gradient with respect to them is {_times(ratio)} (RMS, ±{ratio_sd:.2f} in log over seeds) "
+            f"the gradient with respect to them is {times_text(ratio)} (RMS, ±{ratio_sd:.2f} in log over seeds) "
             f"at the first conv against the last, i.e. {way} towards the input"
         )
     finite_wg = wg[np.isfinite(wg)]
@@ -135,7 +129,7 @@ def sentence(p: ModelProfile, reference: ModelProfile | None = None) -> str:
         text += "; the measured means are " + " and ".join(reached) + " of the predictions"
         pred = p.predicted_first_to_last_conv_grad()
         if math.isfinite(pred):
-            text += f"; one chain spans the net, and it predicts {_times(pred)} for the first conv against the last"
+            text += f"; one chain spans the net, and it predicts {times_text(pred)} for the first conv against the last"
         text += ". "
     else:
         text += "No conv follows BN-ReLU or ReLU from another conv alone, so the init-time laws do not reach it. "
@@ -143,8 +137,8 @@ def sentence(p: ModelProfile, reference: ModelProfile | None = None) -> str:
         r_ref, _ = reference.first_to_last_conv_grad()
         if math.isfinite(r_ref) and math.isfinite(ratio):
             text += (
-                f"Against {reference.variant.label} ({_times(r_ref)}), {v.change or 'this variant'} "
-                f"multiplies the first-conv gradient relative to the last conv by {_times(ratio - r_ref)}."
+                f"Against {reference.variant.label} ({times_text(r_ref)}), {v.change or 'this variant'} "
+                f"multiplies the first-conv gradient relative to the last conv by {times_text(ratio - r_ref)}."
             )
     return text.strip()
 

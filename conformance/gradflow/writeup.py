@@ -291,7 +291,7 @@ def _f(v: float | None, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
-def _times(log_value: float) -> str:
+def times_text(log_value: float) -> str:
     """A factor exp(log_value) in words-friendly form: 'x 1.47', 'x 3.2e+08', '/ 1.6e+05'."""
     if not math.isfinite(log_value):
         return "n/a"
@@ -327,11 +327,11 @@ def _setting_sentence(res: SettingResult) -> str:
     tol = p.tol
     lines = (
         f"- **{s.label}**: {what}{bn}, {init}. Forward, the activation second moment changes "
-        f"by {_times(mf)} per {u} (measured, ±{_f(sef)} in log) where theory says "
-        f"{_times(p.slope_forward)} ({p.law_forward}). Backward, the gradient grows "
-        f"{_times(mb)} per {u} towards the input (±{_f(seb)}), theory {_times(p.slope_backward)}. "
-        f"Over the whole net the first {u}'s gradient is {_times(res.log_first_to_last_grad)} "
-        f"the last one's in RMS (theory {_times(p.log_first_to_last_grad)}). "
+        f"by {times_text(mf)} per {u} (measured, ±{_f(sef)} in log) where theory says "
+        f"{times_text(p.slope_forward)} ({p.law_forward}). Backward, the gradient grows "
+        f"{times_text(mb)} per {u} towards the input (±{_f(seb)}), theory {times_text(p.slope_backward)}. "
+        f"Over the whole net the first {u}'s gradient is {times_text(res.log_first_to_last_grad)} "
+        f"the last one's in RMS (theory {times_text(p.log_first_to_last_grad)}). "
         f"Verdict: {agree} (slope errors {_f(c['forward_error'])} / {_f(c['backward_error'])}; "
         f"tolerance {_f(tol.slope_forward)} / {_f(tol.slope_backward)} + t·SE"
     )
@@ -359,7 +359,7 @@ def _table(results: Sequence[SettingResult]) -> list[str]:
         out.append(
             f"| {r.setting.label} | {r.setting.unit} | {_f(mf)} ± {_f(sef)} | "
             f"{_f(p.slope_forward)} | {_f(mb)} ± {_f(seb)} | {_f(p.slope_backward)} | "
-            f"{_times(r.log_first_to_last_grad)} | {_times(p.log_first_to_last_grad)} | "
+            f"{times_text(r.log_first_to_last_grad)} | {times_text(p.log_first_to_last_grad)} | "
             f"{r.verdict} |"
         )
     return out
@@ -393,19 +393,19 @@ def _claims(results: Sequence[SettingResult], info: RunInfo) -> list[str]:
         out.append(
             f"Measured on a plain {depth}-layer conv→ReLU net, width {n.setting.width}: with "
             f"N(0,1) weights each layer multiplies the activations' second moment by "
-            f"{_times(n.slope_forward[0])} (theory: n·Var[w]/2 = 4.5·C = "
-            f"{_times(n.prediction.slope_forward)}, He et al. 2015), so after {depth} layers "
-            f"the activations are {_times(0.5 * (n.profile_forward[-1] - n.profile_forward[0]))} "
+            f"{times_text(n.slope_forward[0])} (theory: n·Var[w]/2 = 4.5·C = "
+            f"{times_text(n.prediction.slope_forward)}, He et al. 2015), so after {depth} layers "
+            f"the activations are {times_text(0.5 * (n.profile_forward[-1] - n.profile_forward[0]))} "
             f"larger in RMS; the gradient explodes the same way going back "
-            f"({_times(n.slope_backward[0])} per layer). "
+            f"({times_text(n.slope_backward[0])} per layer). "
             + (
-                f"He init keeps both flat ({_times(he[0].slope_forward[0])} and "
-                f"{_times(he[0].slope_backward[0])} per layer; theory x 1). "
+                f"He init keeps both flat ({times_text(he[0].slope_forward[0])} and "
+                f"{times_text(he[0].slope_backward[0])} per layer; theory x 1). "
                 if he else ""
             )
             + (
                 f"Xavier init, designed for linear/tanh units, halves them per layer "
-                f"({_times(xav[0].slope_forward[0])}): it vanishes. "
+                f"({times_text(xav[0].slope_forward[0])}): it vanishes. "
                 if xav else ""
             )
             + "**Answer: without normalisation the scale of N(0,1) weights compounds into an exponential "
@@ -419,7 +419,7 @@ def _claims(results: Sequence[SettingResult], info: RunInfo) -> list[str]:
             f"MobileNet), N(0,1) conv weights change nothing in train mode: BN divides the "
             f"scale out (measured forward slope {_f(nb.slope_forward[0])} per layer, theory 0). "
             f"But BN does not make deep plain nets healthy at init either: the gradient grows "
-            f"{_times(nb.slope_backward[0])} per layer towards the input (theory π/(π-1) = "
+            f"{times_text(nb.slope_backward[0])} per layer towards the input (theory π/(π-1) = "
             f"1.467, whatever the init), i.e. exponentially in depth. **So the init's scale matters "
             f"in layers without BN** (plain VGG, the fc head), or in eval mode with stale "
             f"running statistics."
@@ -439,9 +439,9 @@ def _claims(results: Sequence[SettingResult], info: RunInfo) -> list[str]:
             f"The +1 does stop the gradient from vanishing: in a residual net it can only "
             f"add to the identity path. But without BN or a scale, a He-initialised branch "
             f"has the same variance as its input, so every block doubles both the "
-            f"activations and the gradient: measured {_times(r.slope_forward[0])} / "
-            f"{_times(r.slope_backward[0])} per block (theory x 2). Over {depth} blocks that "
-            f"is {_times(r.log_first_to_last_grad)} in gradient RMS: it explodes. Scaling "
+            f"activations and the gradient: measured {times_text(r.slope_forward[0])} / "
+            f"{times_text(r.slope_backward[0])} per block (theory x 2). Over {depth} blocks that "
+            f"is {times_text(r.log_first_to_last_grad)} in gradient RMS: it explodes. Scaling "
             f"each block by 1/√2 or starting the branch's last layer at zero (Fixup, "
             f"SkipInit, torchvision's zero_init_residual) keeps it flat."
         )
@@ -451,14 +451,14 @@ def _claims(results: Sequence[SettingResult], info: RunInfo) -> list[str]:
         extra = ""
         if plain_bn:
             extra = (
-                f", against {_times(plain_bn[0].log_first_to_last_grad)} for the plain "
+                f", against {times_text(plain_bn[0].log_first_to_last_grad)} for the plain "
                 f"conv-BN-ReLU net of the same depth"
             )
         out.append(
             f"With BN in the branch the stream's second moment grows only linearly "
             f"(1 + l, De & Smith 2020) and the gradient reaching the first block is "
-            f"{_times(r.log_first_to_last_grad)} the last block's in RMS (theory "
-            f"{_times(r.prediction.log_first_to_last_grad)}){extra}. "
+            f"{times_text(r.log_first_to_last_grad)} the last block's in RMS (theory "
+            f"{times_text(r.prediction.log_first_to_last_grad)}){extra}. "
             "**Answer: with BN, a 1/√2 scale or a zero-init branch, the gradient changes "
             "polynomially, not exponentially, with depth. Without them the +1 prevents vanishing "
             "but not exploding.**"
@@ -486,7 +486,7 @@ def _depth_table(info: RunInfo) -> list[str]:
     for p in info.depth_sweep:
         out.append(
             f"| {RESIDUAL_WORDS[p.residual]}{' + BN' if p.bn else ''} ({p.init}) | {p.depth} | "
-            f"{_times(p.log_ratio)} | {_times(p.predicted_log_ratio)} | "
+            f"{times_text(p.log_ratio)} | {times_text(p.predicted_log_ratio)} | "
             f"{'yes' if p.within_band else 'no'} |"
         )
     return out + [""]
@@ -510,9 +510,8 @@ def _cifar_table(info: RunInfo) -> list[str]:
     for p in info.cifar:
         ref = p.predicted_log_ratio if p.kind == "plain" else p.reference_log_ratio
         band = {True: "yes", False: "no", None: "(reference only)"}[p.within_band]
-        out.append(
-            f"| {p.name} | {p.convs} | {_times(p.log_ratio)} | {_times(ref) if ref is not None else 'n/a'} | {band} |"
-        )
+        predicted = times_text(ref) if ref is not None else "n/a"
+        out.append(f"| {p.name} | {p.convs} | {times_text(p.log_ratio)} | {predicted} | {band} |")
     return out + [""]
 
 
