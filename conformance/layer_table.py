@@ -171,8 +171,8 @@ def meta_module(model: ModelLike) -> nn.Module:
 
 
 @contextlib.contextmanager
-def meta_pass(model: ModelLike, train: bool) -> Iterator[nn.Module]:
-    """``model`` on meta, in train or eval mode, for one pass.
+def meta_pass(model: ModelLike, train: bool | None) -> Iterator[nn.Module]:
+    """``model`` on meta, in train or eval mode (``None``: its own modes), for one pass.
 
     A module whose tensors are all on meta already is used as it is (a copy of a 300-module
     ResNet costs 0.1-0.2 s, and the gate makes several passes over its meta models) and its
@@ -182,12 +182,13 @@ def meta_pass(model: ModelLike, train: bool) -> Iterator[nn.Module]:
     if isinstance(model, nn.Module) and _is_meta(model):
         modes = [(m, m.training) for m in model.modules()]
         try:
-            yield model.train(train)
+            yield model if train is None else model.train(train)
         finally:
             for m, mode in modes:
                 m.training = mode
     else:
-        yield meta_module(model).train(train)
+        module = meta_module(model)
+        yield module if train is None else module.train(train)
 
 
 def meta_inputs(

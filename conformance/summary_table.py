@@ -45,7 +45,7 @@ import torch
 import torch.nn as nn
 
 from .formulas.layers import Plan
-from .layer_table import meta_inputs, meta_module, run_forward
+from .layer_table import ForwardError, meta_inputs, meta_pass, run_forward
 
 __all__ = ["Summary", "SummaryRow", "plan_text", "summarize", "summary_text"]
 
@@ -186,23 +186,23 @@ def summarize(
 ) -> Summary:
     """torchsummary's table for ``model`` at ``input_size``, computed on meta.
 
-    ``model`` is a module (copied to meta; the original is untouched) or a zero-argument
-    factory (built on meta). ``input_size`` is one size ``(C, H, W)`` or a list of sizes for
-    a model with several inputs. ``batch_size`` is what the shapes and the input size show
+    ``model`` is a module (one on meta is used as it is, its train/eval flags restored and
+    no hook left behind; any other is copied to meta, the original untouched) or a
+    zero-argument factory (built on meta). ``input_size`` is one size ``(C, H, W)`` or a
+    list of sizes for a model with several inputs. ``batch_size`` is what the shapes and the input size show
     (torchsummary's argument: ``-1`` by default); the pass itself runs at batch 2, as
     torchsummary's does. ``train`` sets the mode of the pass; ``None`` keeps the model's own
     (torchsummary runs the model in whatever mode it is in: train mode for a fresh model).
     """
-    module = meta_module(model)
-    if train is not None:
-        module.train(train)
-    names = {id(m): n for n, m in module.named_modules(remove_duplicate=False)}
-    rows: list[SummaryRow] = []
+    with meta_pass(model, train) as module:
+        return _summarize(module, input_size, batch_size)
+
+
+def _summarize(module: nn.Module, input_size: Sequence[int] | Sequence[Sequence[int]], batch_size: int) -> Summary:
+    seen: list[tuple[nn.Module, Shape]] = []  # (module, printed shape) per hook call; rows made after the pass
 
     def hook(mod: nn.Module, _inp: object, out: object) -> None:
-        params, trainable = _weight_bias(mod)
-        label = f"{class_label(mod)}-{len(rows) + 1}"
-        rows.append(SummaryRow(label, names.get(id(mod), "?"), _printed_shape(out, batch_size), params, trainable))
+        seen.append((mod, _printed_shape(out, batch_size)))
 
     handles = []
 
@@ -213,11 +213,24 @@ def summarize(
     module.apply(attach)
     inputs = meta_inputs(input_size, batch_size=2)
     try:
-        run_forward(module, inputs, rows)
+        run_forward(module, inputs)
+    except ForwardError as exc:
+        exc.rows = _rows(module, seen)
+        raise
     finally:
         for h in handles:
             h.remove()
+    rows = _rows(module, seen)
     return Summary(tuple(rows), tuple(tuple(x.shape[1:]) for x in inputs), batch_size)
+
+
+def _rows(root: nn.Module, seen: Sequence[tuple[nn.Module, Shape]]) -> list[SummaryRow]:
+    names = {id(m): n for n, m in root.named_modules(remove_duplicate=False)}
+    rows = []
+    for i, (mod, shape) in enumerate(seen, 1):
+        params, trainable = _weight_bias(mod)
+        rows.append(SummaryRow(f"{class_label(mod)}-{i}", names.get(id(mod), "?"), shape, params, trainable))
+    return rows
 
 
 def summary_text(

@@ -234,6 +234,16 @@ def test_the_callers_model_is_left_alone() -> None:
     assert all(v.device.type == "cpu" and torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
+def test_a_model_on_meta_is_summarized_in_place_and_left_as_it_was() -> None:
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
+    table = summarize(model, (3, 8, 8), train=True)
+    assert [r.label for r in table.rows] == ["Conv2d-1", "BatchNorm2d-2", "ReLU-3"]
+    assert not any(m.training for m in model.modules())
+    assert not any(m._forward_hooks for m in model.modules())  # every hook it added is gone
+    assert summarize(model, (3, 8, 8), train=True).rows == table.rows  # the same table again: nothing left behind
+
+
 def test_class_label_is_the_last_dotted_part() -> None:
     class Local(nn.Module):
         pass
@@ -257,6 +267,7 @@ def test_a_failing_forward_names_the_module() -> None:
         summarize(Bad, (3, 8, 8))
     assert "\n" not in str(info.value)
     assert info.value.where == "fc"
+    assert [(r.label, r.name, r.output_shape) for r in info.value.rows] == [("Conv2d-1", "conv", [-1, 4, 6, 6])]
 
 
 def _args(**kw) -> argparse.Namespace:

@@ -62,3 +62,19 @@ def test_missing_private_names_fall_back_to_the_twins(monkeypatch: pytest.Monkey
         expected = count_flops(spec.build, spec.input_size)
     assert count_flops(spec.build, spec.input_size) == expected
     assert torch_private.counted_by_flop_counter() is False
+
+
+def test_formulas_get_shapes_directly_only_for_flat_arguments() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    registry = FlopCounterMode(display=False).flop_registry
+    mm = registry[torch.ops.aten.mm]
+    a, b = torch.empty(4, 3, device="meta"), torch.empty(3, 5, device="meta")
+    out = torch.empty(4, 5, device="meta")
+    raw = torch_private._shape_formula(mm, out, (a, b), {})
+    assert raw is not None
+    assert raw(a.shape, b.shape, out_shape=out.shape) == mm(a, b, out_val=out) == 2 * 4 * 3 * 5
+    # tensors nested in a list, keyword arguments, a formula not under torch's shape_wrapper: the wrapper runs
+    assert torch_private._shape_formula(mm, out, ([a], b), {}) is None
+    assert torch_private._shape_formula(mm, out, (a, b), {"x": 1}) is None
+    assert torch_private._shape_formula(lambda *args, **kwargs: 0, out, (a, b), {}) is None
