@@ -236,11 +236,11 @@ def _make_innermost_counter() -> Any:
                 self.innermost[key] = self.innermost.get(key, 0) + added
             return out
 
-    if not isinstance(getattr(FlopCounterMode(display=False), "flop_registry", None), dict):
-        raise AttributeError("FlopCounterMode.flop_registry")
     if not callable(getattr(ModuleTracker, "_get_mod_name", None)):
         raise AttributeError("ModuleTracker._get_mod_name")
     counter = Counter()
+    if not isinstance(getattr(counter, "flop_registry", None), dict):
+        raise AttributeError("FlopCounterMode.flop_registry")
     if type(getattr(counter, "mod_tracker", None)) is not ModuleTracker:
         raise AttributeError("FlopCounterMode.mod_tracker")
     counter.mod_tracker = ForwardTracker()
