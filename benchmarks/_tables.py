@@ -4,7 +4,7 @@ The targets of the summary and FLOP-counting paths (``speed_targets``), evaluate
 reported, never asserted:
 
 * a meta-device path (any model): at most ``META_OVER_BUILD`` = 1.5x the time of the model's
-  own meta build, first call (the build timed as the first step of that same call). Building
+  own meta build, first call (the build timed inside that same call). Building
   the model is the floor of any path that must build it, so this is what a meta path can
   promise on every model; on VGG16, whose CPU build is expensive, it must also be at least
   20x faster end to end than the fastest CPU peer, with at least 20x less added peak memory
@@ -124,9 +124,9 @@ def speed_targets(tally: Tally, models: tuple[str, ...], ours: str, peers: tuple
 
 
 def _build_target(tally: Tally, model: str, ours: str, what: str) -> Target:
-    """A meta path's first call over its own meta build: ours times the build and the pass as
-    two steps of one call, so each repetition gives the ratio within one process (same heap,
-    same cold state); the median over repetitions."""
+    """A meta path's first call over its own meta build: ours records the time of the build
+    inside its call (``build_s``), so each repetition gives the ratio within one process (same
+    heap, same cold state); the median over repetitions."""
     name = f"{what} {model} (first call): at most {META_OVER_BUILD:g}x the time of its own meta build"
     if problem := tally.problem(ours, model):
         return Target(name, f"not measured: {problem}", None)

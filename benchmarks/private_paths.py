@@ -31,10 +31,9 @@ from collections.abc import Callable, Iterator
 
 DEFAULT_MODELS = ("resnet50", "mobilenet_v2", "vgg16", "googlenet", "mobilenet_v3_large")
 TARGET = 1.5
+_OUT_OF_DISPATCH = "answered ops out of dispatch (counted_by_flop_counter, hidden_empty, innermost_counter)"
 PATHS = {  # row -> the private path it measures
-    "flops warm": "answered ops out of dispatch (counted_by_flop_counter, hidden_empty, innermost_counter)",
-    "flops cold": "answered ops out of dispatch (counted_by_flop_counter, hidden_empty, innermost_counter)",
-    "table warm": "answered ops out of dispatch (counted_by_flop_counter, hidden_empty, innermost_counter)",
+    "flops warm": _OUT_OF_DISPATCH, "flops cold": _OUT_OF_DISPATCH, "table warm": _OUT_OF_DISPATCH,
     "formulas": "formulas fed shapes (_shape_formula)",
 }
 

@@ -189,9 +189,9 @@ def summarize(
     ``model`` is a module (one on meta is used as it is, its train/eval flags restored and
     no hook left behind; any other is copied to meta, the original untouched) or a
     zero-argument factory (built on meta). ``input_size`` is one size ``(C, H, W)`` or a
-    list of sizes for a model with several inputs. ``batch_size`` is what the shapes and the input size show
-    (torchsummary's argument: ``-1`` by default); the pass itself runs at batch 2, as
-    torchsummary's does. ``train`` sets the mode of the pass; ``None`` keeps the model's own
+    list of sizes for a model with several inputs. ``batch_size`` is what the shapes and the
+    input size show (torchsummary's argument: ``-1`` by default); the pass itself runs at
+    batch 2, as torchsummary's does. ``train`` sets the mode of the pass; ``None`` keeps the model's own
     (torchsummary runs the model in whatever mode it is in: train mode for a fresh model).
     """
     with meta_pass(model, train) as module:
