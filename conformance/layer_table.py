@@ -182,13 +182,27 @@ def meta_pass(model: ModelLike, train: bool | None) -> Iterator[nn.Module]:
     if isinstance(model, nn.Module) and _is_meta(model):
         modes = [(m, m.training) for m in model.modules()]
         try:
-            yield model if train is None else model.train(train)
+            yield model if train is None else _set_mode(model, train)
         finally:
             for m, mode in modes:
-                m.training = mode
+                if m.training is not mode:
+                    m.training = mode
     else:
         module = meta_module(model)
-        yield module if train is None else module.train(train)
+        yield module if train is None else _set_mode(module, train)
+
+
+def _set_mode(module: nn.Module, train: bool) -> nn.Module:
+    """``module.train(train)``. Where no class in the tree overrides ``train`` or ``__setattr__``,
+    what that does is set each module's ``training`` flag, and it is set here directly, without
+    ``Module.__setattr__``'s checks of the value against parameters, buffers and submodules."""
+    modules = list(module.modules())
+    if not isinstance(train, bool) or any(
+            type(m).train is not nn.Module.train or type(m).__setattr__ is not nn.Module.__setattr__ for m in modules):
+        return module.train(train)
+    for m in modules:
+        object.__setattr__(m, "training", train)
+    return module
 
 
 def meta_inputs(
@@ -436,6 +450,8 @@ def _broadcast(x: torch.Tensor, other: Any) -> tuple[int, ...] | None:
 
 def _ints(v: Any, n: int = 2) -> tuple[int, ...] | None:
     """``v`` as ``n`` non-negative ints (an int is repeated), or None if it is anything else."""
+    if type(v) is tuple and len(v) == n and all(type(i) is int and i >= 0 for i in v):
+        return v  # what nn.Conv2d and nn.MaxPool2d hold: the common case first
     if isinstance(v, int) and not isinstance(v, bool):
         v = (v,) * n
     if isinstance(v, (tuple, list)) and len(v) == 1 and n > 1:

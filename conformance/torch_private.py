@@ -23,11 +23,13 @@ private names                          what they buy                            
                                        cold import
 ``FlopCounterMode.flop_registry``,     each counted op's formula called with its    torch's ``_count_flops``
 ``shape_wrapper``'s ``__wrapped__``    shapes, skipping the wrapper's pytree walk   (the wrapper maps the
-                                       of every argument (``_shape_formula``)       arguments to shapes)
+                                       of every argument (``_shape_formula``);      arguments to shapes)
+                                       addmm by mm's formula (``_addmm_by_mm``)
 ``ModuleTracker._get_mod_name``,       each counted op credited once, to the        own = total minus the
-``_fw_pre_hook``, ``_fw_post_hook``,   innermost running module (right for shared   children's totals (right
-``FlopCounterMode.mod_tracker``,       and recursive modules), without torch's      for a tree of modules)
-``flop_counts``                        per-call pytree walk (``innermost_counter``)
+``FlopCounterMode.mod_tracker``,       innermost running module (right for shared   children's totals (right
+``flop_counts``, the ``self`` of       and recursive modules), the running modules  for a tree of modules)
+``nn.Module._call_impl`` frames        read off the stack, not kept by global
+                                       module hooks (``innermost_counter``)
 ``torch._weights_only_unpickler.``     a refused checkpoint's message lists only    every global is listed
 ``_get_allowed_globals``               the globals torch would not import
 ``nn.Module._call_impl``,              the innermost module of a failed forward     any frame whose ``self``
@@ -42,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+import types
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -87,10 +90,15 @@ def public_only() -> Iterator[None]:
 
 
 # --- FlopCounterMode's bookkeeping without dispatch ----------------------------------------
-def _current_dispatch_mode() -> Any:
+@functools.cache
+def _dispatch_mode_getter() -> Callable[[], Any]:
     from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-    return _get_current_dispatch_mode()
+    return _get_current_dispatch_mode
+
+
+def _current_dispatch_mode() -> Any:
+    return _dispatch_mode_getter()()
 
 
 def counted_by_flop_counter() -> Any:
@@ -137,10 +145,13 @@ def _python_key() -> Any:
 _PYTHON_KEY = _python_key()
 
 
+_STACK_LENGTHS = (getattr(torch._C, "_len_torch_dispatch_stack", None),
+                  getattr(getattr(torch, "_ops", None), "_len_torch_dispatch_stack_pre_dispatch", None))
+
+
 def _dispatch_modes_active() -> bool:
     """Whether a dispatch mode is on the stack; True when this torch cannot say."""
-    count = getattr(torch._C, "_len_torch_dispatch_stack", None)
-    pre_dispatch = getattr(getattr(torch, "_ops", None), "_len_torch_dispatch_stack_pre_dispatch", None)
+    count, pre_dispatch = _STACK_LENGTHS
     if count is None or pre_dispatch is None:
         return True
     return bool(count() > 0 or pre_dispatch() > 0)
@@ -177,34 +188,91 @@ def innermost_counter() -> tuple[Any, Callable[[], dict[str, int] | None]]:
 
 
 def _make_innermost_counter() -> Any:
+    from torch.utils.module_tracker import ModuleTracker
+
+    if not callable(getattr(ModuleTracker, "_get_mod_name", None)):
+        raise AttributeError("ModuleTracker._get_mod_name")
+    counter_class, tracker_class = _innermost_classes()
+    counter = counter_class()
+    if not isinstance(getattr(counter, "flop_registry", None), dict):
+        raise AttributeError("FlopCounterMode.flop_registry")
+    if type(getattr(counter, "mod_tracker", None)) is not ModuleTracker:
+        raise AttributeError("FlopCounterMode.mod_tracker")
+    counter.mod_tracker = tracker_class()
+    counter.tracked = True
+    return counter
+
+
+@functools.cache
+def _innermost_classes() -> tuple[type, type]:
+    """The counter and tracker classes of ``_make_innermost_counter``, defined once per process
+    (making two classes costs more than the counter itself)."""
     from torch.utils.flop_counter import FlopCounterMode
     from torch.utils.module_tracker import ModuleTracker
 
-    class ForwardTracker(ModuleTracker):
-        """torch's module tracker for a pass without autograd: the same names and ``parents``
-        set, plus the stack of running calls; it skips the per-call ``tree_flatten`` of inputs
-        and outputs that only serves backward hooks, which never fire under ``no_grad``."""
+    call_impl = getattr(getattr(nn.Module, "_call_impl", None), "__code__", None)
+    if call_impl is None:
+        raise AttributeError("nn.Module._call_impl")
+
+    class FrameTracker(ModuleTracker):
+        """torch's module tracker with its names and ``parents`` set, read off the Python stack
+        when an op is counted instead of kept by a forward pre-hook and hook on every module:
+        with no global module hook, each module call takes ``nn.Module._call_impl``'s fast path,
+        about a third of a meta FLOP count. The running modules are the ``self`` of the
+        ``_call_impl`` frames between the counted op and the frame that entered the tracker
+        (a module calling ``count_flops`` from its own ``forward`` is outside the pass), named
+        by torch's own ``_get_mod_name`` outermost first, the order its pre-hooks would have.
+        Each call frame's names are kept for the rest of the pass, so a count reads only the
+        frames of the calls it has not seen (the innermost one or two)."""
 
         def __init__(self) -> None:
             super().__init__()
             # plain containers instead of its weak ones: the tracker lives for one pass
             self._known_modules: dict[nn.Module, str] = {}  # type: ignore[assignment]
             self._seen_modules: set[nn.Module] = set()  # type: ignore[assignment]
-            self.stack: list[str] = []  # names of the running module calls, innermost last
+            self._outside: frozenset[int] = frozenset()
+            self._frames: dict[Any, tuple[str, ...]] = {}  # a call frame -> the names running there
 
-        def _fw_pre_hook(self, mod: nn.Module, input: Any) -> None:  # noqa: A002 - torch's name
-            name = self._get_mod_name(mod)
-            self.parents.add(name)
-            self.stack.append(name)
+        def __enter__(self) -> FrameTracker:
+            outside: list[int] = []
+            f: types.FrameType | None = sys._getframe(1)
+            while f is not None:
+                outside.append(id(f))  # live frames for the whole pass: no new frame takes their ids
+                f = f.f_back
+            self._outside = frozenset(outside)
+            return self
 
-        def _fw_post_hook(self, mod: nn.Module, input: Any, output: Any) -> None:  # noqa: A002
-            name = self._get_mod_name(mod)
-            self.parents.discard(name)
-            # its own entry is the last one, unless a child raised and the parent caught it
-            for i in range(len(self.stack) - 1, -1, -1):
-                if self.stack[i] == name:
-                    del self.stack[i:]
-                    break
+        def __exit__(self, *args: object) -> None:
+            self._outside = frozenset()
+            self._frames.clear()
+
+        def stack(self) -> tuple[str, ...]:
+            """The names of the module calls running, outermost first."""
+            new: list[Any] = []
+            names: tuple[str, ...] = ()
+            f: types.FrameType | None = sys._getframe(1)
+            outside, frames = self._outside, self._frames
+            while f is not None and id(f) not in outside:
+                if f.f_code is call_impl:
+                    known = frames.get(f)
+                    if known is not None:
+                        names = known
+                        break
+                    new.append(f)
+                f = f.f_back
+            for frame in reversed(new):
+                mod = frame.f_locals.get("self")
+                names = (*names, self._get_mod_name(mod)) if isinstance(mod, nn.Module) else names
+                frames[frame] = names
+            return names
+
+        @property
+        def parents(self) -> set[str]:
+            return {"Global", *self.stack()}
+
+        @parents.setter
+        def parents(self, value: set[str]) -> None:  # torch's __init__ sets {"Global"}: read off the stack instead
+            pass
 
     class Counter(FlopCounterMode):
         """FlopCounterMode that also credits each counted op to the innermost running module:
@@ -219,9 +287,13 @@ def _make_innermost_counter() -> Any:
 
         def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
             tracker = getattr(self, "mod_tracker", None)
-            if not isinstance(tracker, ForwardTracker):
+            if not isinstance(tracker, FrameTracker):
                 return super()._count_flops(func_packet, out, args, kwargs)
             raw = _shape_formula(self.flop_registry.get(func_packet), out, args, kwargs)
+            if raw is not None and len(args) == 3 and func_packet is torch.ops.aten.addmm \
+                    and (mm := _addmm_by_mm()) is not None:
+                raw, args = mm, args[1:]
+            stack = tracker.stack()
             if raw is None:
                 totals = self.flop_counts["Global"]  # a defaultdict: .get leaves no zero entry behind
                 before = totals.get(func_packet, 0)
@@ -229,23 +301,14 @@ def _make_innermost_counter() -> Any:
                 added = totals.get(func_packet, 0) - before
             else:  # what torch's _count_flops does, the formula fed shapes without its pytree walk
                 added = raw(*(a.shape if isinstance(a, torch.Tensor) else a for a in args), out_shape=out.shape)
-                for par in set(tracker.parents):
+                for par in {"Global", *stack}:
                     self.flop_counts[par][func_packet] += added
             if added:
-                key = tracker.stack[-1] if tracker.stack else "Global"
+                key = stack[-1] if stack else "Global"
                 self.innermost[key] = self.innermost.get(key, 0) + added
             return out
 
-    if not callable(getattr(ModuleTracker, "_get_mod_name", None)):
-        raise AttributeError("ModuleTracker._get_mod_name")
-    counter = Counter()
-    if not isinstance(getattr(counter, "flop_registry", None), dict):
-        raise AttributeError("FlopCounterMode.flop_registry")
-    if type(getattr(counter, "mod_tracker", None)) is not ModuleTracker:
-        raise AttributeError("FlopCounterMode.mod_tracker")
-    counter.mod_tracker = ForwardTracker()
-    counter.tracked = True
-    return counter
+    return Counter, FrameTracker
 
 
 @functools.cache
@@ -261,16 +324,56 @@ def _shape_formula(formula: Any, out: Any, args: tuple[Any, ...], kwargs: Any) -
     its shape with a pytree walk, about 40 % of a meta FLOP count), where the arguments are
     flat: tensors, numbers and lists of numbers, so that mapping each one by hand gives the
     same call; ``None`` otherwise (the wrapper runs)."""
-    raw = getattr(formula, "__wrapped__", None)
-    if raw is None or getattr(formula, "__code__", None) is not _wrapper_code() or kwargs \
-            or not isinstance(out, torch.Tensor):
+    raw = _unwrapped(formula)
+    if raw is None or kwargs or not isinstance(out, torch.Tensor):
         return None
     for a in args:
-        if isinstance(a, (list, tuple)) and any(isinstance(v, (torch.Tensor, list, tuple, dict)) for v in a):
-            return None
-        if isinstance(a, dict):
+        if isinstance(a, (list, tuple)):
+            for v in a:
+                if isinstance(v, (torch.Tensor, list, tuple, dict)):
+                    return None
+        elif isinstance(a, dict):
             return None
     return raw
+
+
+@functools.cache
+def _addmm_by_mm() -> Callable[..., int] | None:
+    """``aten.mm``'s unwrapped formula where it gives what ``aten.addmm``'s does on addmm's last
+    two operands (torch's ``addmm_flop`` counts the product alone, through the *wrapped*
+    ``mm_flop``: a second pytree walk, about 25 us a call); checked here on one shape, None
+    where this torch counts addmm otherwise."""
+    from torch.utils.flop_counter import flop_registry
+
+    aten = torch.ops.aten
+    addmm, mm = _unwrapped(flop_registry.get(aten.addmm)), _unwrapped(flop_registry.get(aten.mm))
+    if addmm is None or mm is None:
+        return None
+    for m, k, n in ((5, 7, 3),):
+        a, b, bias, out = torch.Size([m, k]), torch.Size([k, n]), torch.Size([n]), torch.Size([m, n])
+        try:
+            if addmm(bias, a, b, out_shape=out) != mm(a, b, out_shape=out):
+                return None
+        except Exception:  # noqa: BLE001 - another torch's formulas: the addmm formula stays
+            return None
+    return mm
+
+
+_UNWRAPPED: dict[Any, Any] = {}
+
+
+def _unwrapped(formula: Any) -> Callable[..., int] | None:
+    """The function ``shape_wrapper`` wrapped into ``formula``, or None (any other formula)."""
+    try:
+        return _UNWRAPPED[formula]
+    except KeyError:
+        raw = getattr(formula, "__wrapped__", None)
+        if getattr(formula, "__code__", None) is not _wrapper_code():
+            raw = None
+        _UNWRAPPED[formula] = raw
+        return raw
+    except TypeError:  # an unhashable formula
+        return None
 
 
 # --- the rest: messages and metadata ---------------------------------------------------------

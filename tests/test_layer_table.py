@@ -22,6 +22,7 @@ from conformance.layer_table import (
     build_on_meta,
     layer_table,
     meta_inputs,
+    meta_pass,
     run_forward,
     to_meta,
 )
@@ -227,3 +228,26 @@ def test_a_meta_module_is_used_as_it_is_and_gets_its_modes_back() -> None:
     assert seen == [True, False]  # the same module object ran, in the mode each pass asked for
     assert [m.training for m in model] == [True, False, True] and model.training
     assert rows[0].out_shape == (4, 6, 6)
+
+
+class _StaysInEval(nn.BatchNorm2d):
+    """Overrides ``train``: frozen statistics whatever mode its parent is put in."""
+
+    def train(self, mode: bool = True) -> _StaysInEval:
+        return super().train(False)
+
+
+@pytest.mark.parametrize("on_meta", [False, True])
+def test_a_pass_sets_modes_as_module_train_does(on_meta: bool) -> None:
+    """The pass's mode is what ``Module.train`` gives: an override of ``train`` is honoured,
+    and a model already on meta gets its own flags back afterwards."""
+    def factory() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 4, 3), _StaysInEval(4), nn.Sequential(nn.ReLU())).eval()
+
+    model = build_on_meta(factory) if on_meta else factory
+    with meta_pass(model, True) as module:
+        assert [m.training for m in module.modules()] == [True, True, False, True, True]
+    with meta_pass(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval(), True) as plain:
+        assert all(m.training for m in plain.modules())
+    if on_meta:
+        assert not any(m.training for m in model.modules())

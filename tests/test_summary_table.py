@@ -244,6 +244,17 @@ def test_a_model_on_meta_is_summarized_in_place_and_left_as_it_was() -> None:
     assert summarize(model, (3, 8, 8), train=True).rows == table.rows  # the same table again: nothing left behind
 
 
+def test_a_models_own_output_replacing_hook_runs_after_the_row() -> None:
+    """The one place the rows may differ from torchsummary's: summarize's hook is global, and
+    torch runs global hooks before a module's own, so the row shows the module's own output
+    where the model's hook replaces it (torchsummary's hook, registered last, sees the new one)."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    model[0].register_forward_hook(lambda _m, _i, out: out[:, :2])
+    rows = summarize(model, (3, 8, 8)).rows
+    assert [r.output_shape for r in rows] == [[-1, 4, 6, 6], [-1, 2, 6, 6]]
+    assert "[-1, 2, 6, 6]" in torchsummary_text(model, (3, 8, 8)).splitlines()[3]  # torchsummary's Conv2d-1 row
+
+
 def test_class_label_is_the_last_dotted_part() -> None:
     class Local(nn.Module):
         pass

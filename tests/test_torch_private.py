@@ -78,3 +78,35 @@ def test_formulas_get_shapes_directly_only_for_flat_arguments() -> None:
     assert torch_private._shape_formula(mm, out, ([a], b), {}) is None
     assert torch_private._shape_formula(mm, out, (a, b), {"x": 1}) is None
     assert torch_private._shape_formula(lambda *args, **kwargs: 0, out, (a, b), {}) is None
+
+
+class _CountsInside(nn.Module):
+    """Enters a FlopCounterMode inside its own forward: the counter tracks what runs after."""
+
+    def __init__(self, make_counter) -> None:  # noqa: ANN001 - innermost_counter or FlopCounterMode
+        super().__init__()
+        self.make_counter = make_counter
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        counter = self.make_counter()
+        with torch.no_grad(), counter:
+            y = nn.Sequential(nn.Conv2d(3, 4, 3))(x)
+        self.counts = {k: {str(op): n for op, n in v.items()} for k, v in counter.get_flop_counts().items()}
+        return y
+
+
+def test_a_counter_entered_inside_a_forward_tracks_only_what_runs_after() -> None:
+    """The module running when the counter is entered is outside the pass, for torch's tracker
+    (its pre-hook ran before the counter's hooks existed) and for the stack-reading one."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 3, 8, 8)
+    ours, theirs = _CountsInside(lambda: torch_private.innermost_counter()[0]), \
+        _CountsInside(lambda: FlopCounterMode(display=False))
+    ours(x)
+    theirs(x)
+    flops = 2 * 4 * 3 * 3 * 3 * 6 * 6  # 2 x MACs: out channels x in channels x kernel x output positions
+    assert theirs.counts == {"Global": {"aten.convolution": flops}, "Sequential": {"aten.convolution": flops},
+                             "Sequential.0": {"aten.convolution": flops}}
+    assert ours.counts == theirs.counts
