@@ -212,13 +212,18 @@ def meta_inputs(
 
     ``input_size`` is one size ``(C, H, W)`` or a list of sizes (a model with several inputs).
     """
+    return [torch.empty((batch_size, *dims), dtype=dtype, device="meta") for dims in input_dims(input_size)]
+
+
+def input_dims(input_size: Sequence[int] | Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
+    """``input_size`` as one tuple of dimensions per input; ValueError unless all are positive."""
     sizes: list[Sequence[int]] = [input_size] if _is_one_size(input_size) else list(input_size)  # type: ignore[list-item, arg-type]
     out = []
     for size in sizes:
         dims = tuple(int(d) for d in size)
         if not dims or any(d <= 0 for d in dims):
             raise ValueError(f"input_size: expected positive dimensions such as (3, 224, 224), got {dims}")
-        out.append(torch.empty((batch_size, *dims), dtype=dtype, device="meta"))
+        out.append(dims)
     return out
 
 
