@@ -439,10 +439,15 @@ def _like(x: torch.Tensor) -> torch.Tensor:
     return _empty(x.shape, x)
 
 
+_INTEGER_DTYPES = frozenset({torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64})
+
+
 def _broadcast(x: torch.Tensor, other: Any) -> tuple[int, ...] | None:
     """Broadcast shape of ``x`` with a same-dtype meta tensor or a Python number, else None."""
     if isinstance(other, (int, float)) and not isinstance(other, bool) and x.is_floating_point():
         return tuple(x.shape)
+    if type(other) is int and x.dtype in _INTEGER_DTYPES:  # an int keeps an integer tensor's dtype
+        return tuple(x.shape)  # (BatchNorm's num_batches_tracked.add_(1) in train mode)
     if not (isinstance(other, torch.Tensor) and other.is_meta and other.dtype == x.dtype):
         return None
     a, b = tuple(x.shape), tuple(other.shape)

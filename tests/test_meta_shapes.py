@@ -164,8 +164,13 @@ def test_broadcasting_edge_cases_match_the_kernel(a: tuple[int, ...], b: tuple[i
     lambda: F.pad(m(2, 3, 4, 5), (0, 0, 0, 0, 2, 3)),
     lambda: F.pad(m(2, 3, 4, 5), (1, 2)),
     lambda: F.pad(m(2, 3), (1, 2, 3, 4, 5, 6)),
+    lambda: m(dtype=torch.int64).add_(1),
+    lambda: m(2, 3, dtype=torch.uint8) * 3,
+    lambda: m(2, 3, dtype=torch.bool) + 1,
+    lambda: m(2, dtype=torch.int32).add_(1.5),
 ], ids=["bn-train", "bn-wrong-channels", "lrn", "linear", "linear-mismatch", "sigmoid", "relu6", "dropout",
-        "flatten", "flatten-method", "flatten-reversed", "flatten-0d", "pad-channels", "pad-last", "pad-too-many"])
+        "flatten", "flatten-method", "flatten-reversed", "flatten-0d", "pad-channels", "pad-last", "pad-too-many",
+        "int-counter-add", "uint8-times-int", "bool-plus-int", "int-plus-float-in-place"])
 def test_other_answered_ops_match_the_kernel(fn: Callable[[], torch.Tensor]) -> None:
     _same_as_kernel(fn)
 
