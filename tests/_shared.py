@@ -1,12 +1,16 @@
 """Helpers the test files share: torchvision's weights metadata, parameter counts, layer-table
-rows, FlopCounterMode MACs, and randomized BatchNorm state for float64 gradchecks.
+rows, FlopCounterMode MACs, randomized BatchNorm state for float64 gradchecks, a throwaway
+spec to register, the gradflow command run in-process, and a pickle that would run code.
 
 Imported as ``from _shared import ...`` (``tests/`` is on pytest's import path, as ``wild`` is).
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +20,8 @@ import torchvision
 from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
+import cnn_models
+from cnn_models import ArchSpec, Expected, InitScheme
 from conformance.layer_table import layer_table
 
 PARAMETRIC = ("Conv2d", "BatchNorm2d", "Linear")
@@ -114,3 +120,51 @@ def gradcheck_block(block: nn.Module, in_shape: tuple[int, ...], seed: int = 0) 
         return functional_call(block, dict(zip(names, ps, strict=True)), (inp,))
 
     assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-5)
+
+
+def spec_config(name: str, **overrides: Any) -> dict[str, Any]:
+    """A registered spec's closed-form config with some entries replaced."""
+    return {**cnn_models.get_spec(name).config, **overrides}
+
+
+TINY_INIT = InitScheme(conv="torch_default", linear="torch_default", source="test", authority="convention")
+
+
+def tiny_net(*, num_classes: int = 3, flavour: str = "a") -> nn.Module:
+    """A throwaway builder (12 inputs, one linear layer, one unused option): 12 * 3 + 3 = 39
+    parameters at the default ``num_classes``."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, num_classes))
+
+
+def tiny_spec(name: str = "tiny_test_net", **changes: Any) -> ArchSpec:
+    """A well-formed spec around ``tiny_net``, with some fields replaced."""
+    base = ArchSpec(
+        name=name, family="none", builder=tiny_net, paper="none", torchvision=None, input_size=(3, 2, 2),
+        init=TINY_INIT, expected={"params": Expected(39, "by hand: 12 * 3 + 3")}, config={}, num_classes=3,
+    )
+    return base.replace(**changes)
+
+
+def run_gradflow(argv: list[str]) -> int:
+    """``cnn-conformance gradflow ARGV`` in-process; its exit code."""
+    from conformance.gradflow.cli import add_arguments, run
+
+    parser = argparse.ArgumentParser(prog="cnn-conformance gradflow")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+class RunsCode:
+    """A pickle payload that creates ``marker`` when unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.touch, (self.marker,))
+
+
+def needs(module: str | None, what: str = "this test") -> None:
+    """Skip, saying why, when an optional module (a pyproject ``test`` extra) is missing."""
+    if module and importlib.util.find_spec(module) is None:
+        pytest.skip(f"{what} needs {module} (pyproject extra 'test')")

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
+from _shared import RunsCode
 
 import cnn_models
 from cnn_models import ArchSpec, Expected, InitScheme, SpecError
@@ -420,15 +421,6 @@ def test_cli_candidate_factory_errors_exit_2(tmp_path: Path, capsys: pytest.Capt
 # --- checkpoints ----------------------------------------------------------------------------------
 
 
-class _RunsCode:
-    """Unpickling this creates ``marker``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (Path.touch, (self.marker,))
-
 
 def _checkpoint_error(path: Path) -> str:
     with pytest.raises(CheckpointError) as info:
@@ -438,7 +430,7 @@ def _checkpoint_error(path: Path) -> str:
 
 def test_untrusted_pickle_names_the_refused_global_and_runs_nothing(tmp_path: Path) -> None:
     marker, path = tmp_path / "pwned", tmp_path / "evil.pt"
-    torch.save({"w": torch.zeros(1), "x": _RunsCode(marker)}, path)
+    torch.save({"w": torch.zeros(1), "x": RunsCode(marker)}, path)
     msg = _checkpoint_error(path)
     assert msg.startswith(f"checkpoint {str(path)!r} refused: it is a pickle that needs code outside "
                           "torch's weights-only allow-list to load (")
@@ -451,7 +443,7 @@ def test_untrusted_pickle_names_the_refused_global_and_runs_nothing(tmp_path: Pa
 def test_pickle_disguised_as_safetensors_runs_nothing(tmp_path: Path) -> None:
     marker, path = tmp_path / "pwned", tmp_path / "weights.safetensors"
     with open(path, "wb") as fh:
-        pickle.dump({"w": _RunsCode(marker)}, fh)
+        pickle.dump({"w": RunsCode(marker)}, fh)
     assert _checkpoint_error(path).startswith(f"checkpoint {str(path)!r} is not a valid safetensors file: ")
     assert not marker.exists(), "the pickle's code ran"
 

@@ -22,11 +22,10 @@ the last BN of each residual branch starts at gamma 0 (Goyal et al. 2017, §5.1)
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 import wild
+from _shared import needs
 from wild import IMPLEMENTATIONS, MUTANTS, REJECTED, Implementation
 
 from conformance.check import check_candidate
@@ -34,11 +33,6 @@ from conformance.gate_report import Report
 
 # timm_resnet18 / timm_resnet50 (zero_init_last=False) are test_gate.py's FAITHFUL cases already
 _COVERED_ELSEWHERE = {"timm_resnet18", "timm_resnet50"}
-
-
-def _needs(module: str | None) -> None:
-    if module and importlib.util.find_spec(module) is None:
-        pytest.skip(f"needs {module} (pyproject extra 'test')")
 
 
 def _text(report: Report) -> str:
@@ -55,7 +49,7 @@ PASS_CASES = [
 
 @pytest.mark.parametrize(("impl", "target"), PASS_CASES, ids=[f"{i.name}-{t}" for i, t in PASS_CASES])
 def test_wild_implementation_passes(impl: Implementation, target: str) -> None:
-    _needs(impl.needs)
+    needs(impl.needs, impl.name)
     torch.manual_seed(0)
     if target == "spec":
         report = check_candidate(impl.build, impl.name, spec=impl.spec)
@@ -67,7 +61,7 @@ def test_wild_implementation_passes(impl: Implementation, target: str) -> None:
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
 def test_wild_mutant_is_rejected_naming_its_cause(mutant: wild.Mutant) -> None:
     impl = wild.implementation(mutant.of)
-    _needs(impl.needs)
+    needs(impl.needs, impl.name)
     torch.manual_seed(0)
     report = check_candidate(mutant.build, mutant.name, spec=impl.spec)
     assert not report.passed, f"{mutant.name} ({mutant.change}) passed:\n{report.format()}"
@@ -86,7 +80,7 @@ def test_rejected_model_names_every_departure(case: wild.Rejected) -> None:
 
 
 def test_timm_default_resnet18_departs_from_torchvision_in_init_only() -> None:
-    _needs("timm")
+    needs("timm")
     torch.manual_seed(0)
     report = check_candidate(wild.timm_zoo.build_resnet18_zero_init_last, "timm resnet18 (default)",
                              reference="torchvision:resnet18")

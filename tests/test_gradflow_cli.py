@@ -7,22 +7,13 @@ its docstring documents), the figures and report.md.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
 
 import pytest
 import torch
-
-from conformance.gradflow.cli import add_arguments, run
-
-
-def _run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="cnn-conformance gradflow")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
+from _shared import run_gradflow
 
 BAD = [
     (["--depths", "0"], "--depths"),
@@ -44,7 +35,7 @@ BAD = [
 def test_bad_input_gives_one_line_and_exit_2(
     argv: list[str], option: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert _run([*argv, "--out", str(tmp_path / "out")]) == 2
+    assert run_gradflow([*argv, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert option in err and "Traceback" not in err
@@ -53,7 +44,7 @@ def test_bad_input_gives_one_line_and_exit_2(
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_unavailable_cuda_device(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert _run(["--device", "cuda", "--out", str(tmp_path)]) == 2
+    assert run_gradflow(["--device", "cuda", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--device" in err and "cuda" in err
 
@@ -71,7 +62,7 @@ def test_small_run_writes_every_output(tmp_path: Path, capsys: pytest.CaptureFix
         "--width", "32", "--seeds", "5", "--batch", "8", "--sweep-depths", "4,8",
         "--sweep-width", "8", "--no-cifar", "--no-progress", "--out", str(tmp_path),
     ]
-    assert _run(argv) == 0, capsys.readouterr()
+    assert run_gradflow(argv) == 0, capsys.readouterr()
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert len(summary) == 8  # 2 inits x 2 residual x 2 bn
     for row in summary:
@@ -148,7 +139,7 @@ def test_bad_model_or_train_input_gives_one_line_and_exit_2(
     make: object, words: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     argv = make(tmp_path)  # type: ignore[operator]
-    assert _run([*argv, "--no-progress", "--seeds", "2", "--out", str(tmp_path / "out")]) == 2
+    assert run_gradflow([*argv, "--no-progress", "--seeds", "2", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("cnn-conformance gradflow: error: ") and "Traceback" not in err
@@ -159,7 +150,7 @@ def test_bad_model_or_train_input_gives_one_line_and_exit_2(
 def test_model_run_writes_profiles_plot_and_sentences(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--model", "cifar_resnet20", "--no-shortcuts", "--inits", "own,naive", "--input-size", "3", "16", "16",
             "--seeds", "2", "--batch", "4", "--no-progress", "--out", str(tmp_path)]
-    assert _run(argv) == 0, capsys.readouterr()
+    assert run_gradflow(argv) == 0, capsys.readouterr()
     data = json.loads((tmp_path / "model_profiles.json").read_text())
     labels = [m["model"] for m in data["models"]]
     assert labels == ["cifar_resnet20", "cifar_resnet20 [init naive]",
@@ -176,7 +167,7 @@ def test_model_run_writes_profiles_plot_and_sentences(tmp_path: Path, capsys: py
 def test_train_run_writes_losses_norms_and_the_ordering(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--train", "--model", "cifar_plain20,cifar_resnet20", "--steps", "3", "--seeds", "2", "--batch", "8",
             "--examples", "16", "--no-progress", "--out", str(tmp_path)]
-    assert _run(argv) == 0, capsys.readouterr()
+    assert run_gradflow(argv) == 0, capsys.readouterr()
     with (tmp_path / "training.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == 2 * 2 * 3  # models x seeds x steps
     with (tmp_path / "grad_norms.csv").open() as fh:

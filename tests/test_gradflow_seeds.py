@@ -9,29 +9,23 @@ plain ReLU net constant with depth (He et al. 2015, eq. 10), so that setting agr
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
+from _shared import run_gradflow
 
 from conformance.cli import main
-from conformance.gradflow.cli import add_arguments, run
 
 SMALL = ["--depths", "4", "--inits", "he_fan_in", "--residual", "off", "--bn", "off", "--width", "16",
          "--batch", "8", "--sweep-depths", "none", "--no-cifar", "--no-progress"]
 
 
-def _run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="cnn-conformance gradflow")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
 
 @pytest.mark.parametrize("seeds", ["1", " 1 ", "0", "-2"])
 def test_fewer_than_two_seeds_is_a_usage_error(seeds: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    assert _run([*SMALL, "--seeds", seeds, "--out", str(out)]) == 2
+    assert run_gradflow([*SMALL, "--seeds", seeds, "--out", str(out)]) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1, captured.err
@@ -47,7 +41,7 @@ def test_one_seed_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_two_seeds_run_and_agree_with_theory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _run([*SMALL, "--seeds", "2", "--out", str(tmp_path)]) == 0, capsys.readouterr()
+    assert run_gradflow([*SMALL, "--seeds", "2", "--out", str(tmp_path)]) == 0, capsys.readouterr()
     (row,) = json.loads((tmp_path / "summary.json").read_text())
     assert (row["init"], row["residual"], row["bn"], row["depth"]) == ("he_fan_in", "off", False, 4)
     assert row["verdict"] == "agrees"

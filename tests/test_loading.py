@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
+from _shared import RunsCode
 
 from conformance.errors import CheckpointError, UsageError
 from conformance.loading import build_candidate, load_checkpoint, load_factory, load_into
@@ -19,21 +20,12 @@ def _net() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
 
 
-class _RunsCode:
-    """A pickle payload that would create a marker file when unpickled."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (Path.touch, (self.marker,))
-
 
 def test_untrusted_pickle_is_refused_and_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     with open(path, "wb") as fh:
-        pickle.dump({"weight": _RunsCode(marker)}, fh)
+        pickle.dump({"weight": RunsCode(marker)}, fh)
     with pytest.raises(CheckpointError, match=r"evil\.pt.*refused.*not executed"):
         load_checkpoint(path)
     assert not marker.exists(), "the pickle's code ran"
@@ -42,7 +34,7 @@ def test_untrusted_pickle_is_refused_and_never_executed(tmp_path: Path) -> None:
 def test_torch_save_with_code_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned2"
     path = tmp_path / "evil2.pt"
-    torch.save({"w": torch.zeros(1), "x": _RunsCode(marker)}, path)
+    torch.save({"w": torch.zeros(1), "x": RunsCode(marker)}, path)
     with pytest.raises(CheckpointError, match="refused"):
         load_checkpoint(path)
     assert not marker.exists()

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torchvision
-from _shared import num_params, randomize, rows, state_shapes
+from _shared import num_params, randomize, rows, spec_config, state_shapes
 from hypothesis import given
 from hypothesis import strategies as st
 from torchvision.models.mobilenetv2 import InvertedResidual as TVInvertedResidual
@@ -30,11 +30,6 @@ from cnn_models.mobilenet_v2 import (
 from conformance.formulas import plan_for
 from conformance.formulas.mobilenet_v2 import plan
 from conformance.layer_table import build_on_meta, layer_table
-
-
-def _config(**overrides) -> dict:
-    return {**cnn_models.get_spec("mobilenet_v2").config, **overrides}
-
 
 # --- parameters and MACs against torchvision's meta -----------------------------------------
 
@@ -99,7 +94,7 @@ def test_width_mult_agrees_with_torchvision(width_mult: float, num_classes: int)
     ours = build_on_meta(lambda: mobilenet_v2(width_mult=width_mult, num_classes=num_classes))
     theirs = build_on_meta(lambda: torchvision.models.MobileNetV2(width_mult=width_mult, num_classes=num_classes))
     assert state_shapes(ours) == state_shapes(theirs)  # same keys and shapes: same parameter count
-    p = plan(_config(width_mult=width_mult, num_classes=num_classes), (3, 32, 32))
+    p = plan(spec_config("mobilenet_v2", width_mult=width_mult, num_classes=num_classes), (3, 32, 32))
     assert num_params(ours) == num_params(theirs) == p.params
     modules = dict(ours.named_modules())
     planned = {r.name: (r.kind, r.params) for r in p.layers if r.kind in ("Conv2d", "BatchNorm2d", "Linear")}
@@ -126,8 +121,9 @@ def test_random_tables_agree_with_torchvision(setting, width_mult, round_nearest
     ours = build_on_meta(lambda: MobileNetV2(**kwargs))
     theirs = build_on_meta(lambda: torchvision.models.MobileNetV2(**kwargs))
     assert state_shapes(ours) == state_shapes(theirs)
-    p = plan(_config(inverted_residual_setting=setting, width_mult=width_mult, round_nearest=round_nearest,
-                     num_classes=num_classes), input_size)
+    config = spec_config("mobilenet_v2", inverted_residual_setting=setting, width_mult=width_mult,
+                         round_nearest=round_nearest, num_classes=num_classes)
+    p = plan(config, input_size)
     assert num_params(ours) == num_params(theirs) == p.params
     assert rows(r for r in layer_table(ours, input_size) if r.is_leaf) == rows(p.layers)
     with torch.no_grad():

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torchvision
-from _shared import num_params, randomize, rows, state_shapes
+from _shared import num_params, randomize, rows, spec_config, state_shapes
 from hypothesis import given
 from hypothesis import strategies as st
 from torchvision.models import mobilenetv3 as tv3
@@ -51,9 +51,6 @@ def _tv_generic(setting, last_channel: int, width_mult: float, num_classes: int)
     return tv3.MobileNetV3(configs, last, num_classes=num_classes, norm_layer=_TV_BN)
 
 
-def _config(name: str, **overrides) -> dict:
-    return {**cnn_models.get_spec(name).config, **overrides}
-
 
 # --- parameters and MACs against torchvision's meta -----------------------------------------
 
@@ -85,7 +82,7 @@ def test_width_mult_agrees_with_torchvision(name: str, width_mult: float, num_cl
                                              num_classes=num_classes))
     theirs = build_on_meta(lambda: _tv_generic(setting, last, width_mult, num_classes))
     assert state_shapes(ours) == state_shapes(theirs)
-    p = plan(_config(name, width_mult=width_mult, num_classes=num_classes), (3, 32, 32))
+    p = plan(spec_config(name, width_mult=width_mult, num_classes=num_classes), (3, 32, 32))
     assert num_params(ours) == num_params(theirs) == p.params
     built = {
         n: (type(m).__name__, sum(t.numel() for t in m.parameters(recurse=False)))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch.nn as nn
+from _shared import tiny_net, tiny_spec
 from _site import PYTHON, add_distribution, env_with
 
 from cnn_models import ArchSpec, Expected, InitScheme
@@ -31,19 +32,8 @@ INIT = InitScheme(
 )
 
 
-def _linear(*, num_classes: int = 3) -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(12, num_classes))
-
-
 def _raises(*, num_classes: int = 3) -> nn.Module:
     raise RuntimeError("boom in models builder")
-
-
-def _spec(name: str, builder: Callable[..., nn.Module], params: int = 39) -> ArchSpec:
-    return ArchSpec(
-        name=name, family="none", builder=builder, paper="none", torchvision=None, input_size=(3, 2, 2),
-        init=INIT, expected={"params": Expected(params, "by hand: 12*3+3")}, config={}, num_classes=3,
-    )
 
 
 @pytest.fixture
@@ -67,9 +57,11 @@ def _rows(out: str) -> dict[str, list[str]]:
 def test_a_builder_that_raises_is_an_error_row_and_the_rest_is_listed(
     registered: Callable[[ArchSpec], None], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    registered(_spec(f"{PREFIX}a_broken", _raises))  # sorts first: the listing must go on after it
-    registered(_spec(f"{PREFIX}b_fine", _linear))
-    registered(_spec(f"{PREFIX}c_wrong_count", _linear, params=40))
+    # a_broken sorts first: the listing must go on after it
+    registered(tiny_spec(f"{PREFIX}a_broken", builder=_raises, init=INIT))
+    registered(tiny_spec(f"{PREFIX}b_fine", builder=tiny_net, init=INIT))
+    registered(tiny_spec(f"{PREFIX}c_wrong_count", builder=tiny_net, init=INIT,
+                         expected={"params": Expected(40, "by hand: 12 * 3 + 3, plus one")}))
     assert main(["models", "--arch", f"{PREFIX}*"]) == 1
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
@@ -83,7 +75,7 @@ def test_a_builder_that_raises_is_an_error_row_and_the_rest_is_listed(
 
 
 def test_all_matching_exits_0(registered: Callable[[ArchSpec], None], capsys: pytest.CaptureFixture[str]) -> None:
-    registered(_spec(f"{PREFIX}only", _linear))
+    registered(tiny_spec(f"{PREFIX}only", builder=tiny_net, init=INIT))
     assert main(["models", "--arch", f"{PREFIX}only"]) == 0
     out = capsys.readouterr().out
     assert _rows(out)[f"{PREFIX}only"][1:4] == ["39", "39", "ok"]

@@ -3,33 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch.nn as nn
+from _shared import tiny_spec
 
 import cnn_models
 from cnn_models import ArchSpec, Expected, InitScheme, SpecError
 from cnn_models._registry import register_model, unregister_model
-
-INIT = InitScheme(conv="kaiming_normal_fan_out", linear="normal_0.01", source="test")
-
-
-def _tiny(*, num_classes: int = 3) -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(12, num_classes))
-
-
-def _spec(**changes: object) -> ArchSpec:
-    base = ArchSpec(
-        name="tiny_test_net",
-        family="none",
-        builder=_tiny,
-        paper="none",
-        torchvision=None,
-        input_size=(3, 2, 2),
-        init=INIT,
-        expected={"params": Expected(39, "closed form 12*3+3")},
-        config={},
-        num_classes=3,
-    )
-    return base.replace(**changes)
 
 
 def test_list_models_is_sorted_and_nonempty() -> None:
@@ -60,14 +38,14 @@ def test_get_model_passes_kwargs() -> None:
 
 
 def test_duplicate_name_is_refused() -> None:
-    spec = _spec(name="resnet50")
+    spec = tiny_spec(name="resnet50")
     with pytest.raises(SpecError, match="duplicate architecture name 'resnet50'"):
         register_model(spec)
 
 
 @pytest.mark.parametrize("field", ArchSpec.REQUIRED)
 def test_incomplete_spec_names_the_missing_field(field: str) -> None:
-    spec = _spec(**{field: cnn_models.MISSING})
+    spec = tiny_spec(**{field: cnn_models.MISSING})
     with pytest.raises(SpecError, match=f"missing field '{field}'"):
         register_model(spec)
     assert "tiny_test_net" not in cnn_models.list_models()
@@ -88,11 +66,11 @@ def test_incomplete_spec_names_the_missing_field(field: str) -> None:
 )
 def test_malformed_spec_is_refused(changes: dict, message: str) -> None:
     with pytest.raises(SpecError, match=message):
-        register_model(_spec(**changes))
+        register_model(tiny_spec(**changes))
 
 
 def test_register_and_unregister_roundtrip() -> None:
-    spec = _spec(name="tiny_roundtrip_net")
+    spec = tiny_spec(name="tiny_roundtrip_net")
     register_model(spec)
     try:
         assert "tiny_roundtrip_net" in cnn_models.list_models()

@@ -19,8 +19,9 @@ from types import MappingProxyType
 import pytest
 import torch
 import torch.nn as nn
+from _shared import tiny_spec
 
-from cnn_models import ArchSpec, Expected, InitScheme, get_spec, list_models
+from cnn_models import InitScheme, get_spec, list_models
 from cnn_models._spec import INIT_AUTHORITIES, Reading
 from cnn_models.cifar_resnet import CifarBasicBlock, ShortcutA, cifar_plain20, cifar_resnet20
 from cnn_models.mobilenet_v1 import mobilenet_v1
@@ -248,37 +249,22 @@ def test_bad_reading_options_name_the_argument(make, argname: str) -> None:
 # --- the spec contract for readings ---------------------------------------------------------
 
 
-def _tiny(*, num_classes: int = 3, flavour: str = "a") -> nn.Module:
-    """A throwaway builder with one option."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(12, num_classes))
-
-
-def _spec(**changes: object) -> ArchSpec:
-    base = ArchSpec(
-        name="tiny_readings_net", family="none", builder=_tiny, paper="none", torchvision=None,
-        input_size=(3, 2, 2), init=InitScheme(conv="torch_default", linear="torch_default", source="test",
-                                              authority="convention"),
-        expected={"params": Expected(39, "by hand: 12 * 3 + 3")}, config={}, num_classes=3,
-    )  # fmt: skip
-    return base.replace(**changes)
-
-
 def _r(name: str, kwargs: object, source: str = "test", point: str = "") -> Reading:
     return Reading(name=name, kwargs=kwargs, source=source, point=point)  # type: ignore[arg-type]
 
 
 def test_well_formed_readings_pass() -> None:
     readings = (_r("a", {}), _r("b", MappingProxyType({"flavour": "b"})))
-    assert _spec(readings=readings).problems() == []
-    assert _spec(readings=(_r("a", {"flavour": "a"}), _r("b", {"flavour": "b"}))).problems() == []
+    assert tiny_spec(readings=readings).problems() == []
+    assert tiny_spec(readings=(_r("a", {"flavour": "a"}), _r("b", {"flavour": "b"}))).problems() == []
     # builder_kwargs are part of the default build
-    assert _spec(builder_kwargs={"flavour": "b"}, readings=(_r("b", {"flavour": "b"}), _r("a", {"flavour": "a"}))
+    assert tiny_spec(builder_kwargs={"flavour": "b"}, readings=(_r("b", {"flavour": "b"}), _r("a", {"flavour": "a"}))
                  ).problems() == []
     # two open points, each with its default first
     two = (_r("a", {}, point="flavour"), _r("b", {"flavour": "b"}, point="flavour"),
            _r("c3", {"num_classes": 3}, point="head"), _r("c5", {"num_classes": 5}, point="head"))
-    assert _spec(readings=two).problems() == []
-    assert [(n, k) for n, k, _ in _spec(readings=two).reading_combinations()] == [
+    assert tiny_spec(readings=two).problems() == []
+    assert [(n, k) for n, k, _ in tiny_spec(readings=two).reading_combinations()] == [
         ("a + c3", {"num_classes": 3}), ("a + c5", {"num_classes": 5}),
         ("b + c3", {"flavour": "b", "num_classes": 3}), ("b + c5", {"flavour": "b", "num_classes": 5})]
 
@@ -305,7 +291,7 @@ def test_well_formed_readings_pass() -> None:
          "first-not-default", "empty-name", "not-a-reading", "point-single", "point-first-not-default"],
 )  # fmt: skip
 def test_malformed_readings_are_reported(readings: object, message: str) -> None:
-    problems = "; ".join(_spec(readings=readings).problems())
+    problems = "; ".join(tiny_spec(readings=readings).problems())
     assert problems, "expected a problem"
     assert re.search(message, problems), problems
 

@@ -15,7 +15,6 @@ initialisation (``"init"``).
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import math
 from collections.abc import Callable
@@ -25,16 +24,12 @@ import torch
 import torch.nn as nn
 import torchvision.models as tvm
 import wild
+from _shared import needs
 from wild import IMPLEMENTATIONS, MUTANTS, REJECTED, Implementation, Mutant
 
 import cnn_models
 
 RTOL = 1e-10
-
-
-def _needs(impl: Implementation) -> None:
-    if impl.needs and importlib.util.find_spec(impl.needs) is None:
-        pytest.skip(f"{impl.name} needs {impl.needs} (pyproject extra 'test')")
 
 
 def _reference(impl: Implementation, source: str) -> nn.Module:
@@ -144,7 +139,7 @@ FUNCTION_CASES = [(impl, source) for impl in IMPLEMENTATIONS for source in _sour
 
 @pytest.mark.parametrize(("impl", "source"), FUNCTION_CASES, ids=[f"{i.name}-vs-{s}" for i, s in FUNCTION_CASES])
 def test_implementation_computes_the_spec_function(impl: Implementation, source: str) -> None:
-    _needs(impl)
+    needs(impl.needs, impl.name)
     ref, cand = _paired(impl, source, impl.build)
     x = _input(impl)
     _assert_same(_run(cand, x, train=False), _run(ref, x, train=False), f"{impl.name} eval output")
@@ -156,7 +151,7 @@ def test_implementation_computes_the_spec_function(impl: Implementation, source:
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
 def test_mutant_departs_from_the_spec(mutant: Mutant) -> None:
     impl = wild.implementation(mutant.of)
-    _needs(impl)
+    needs(impl.needs, impl.name)
     if mutant.kind == "shape":
         ref = _reference(impl, "spec")
         assert _shape_mismatches(ref, mutant.build()), f"{mutant.name}: every tensor pairs with the reference"
