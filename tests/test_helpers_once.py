@@ -15,22 +15,22 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent
 
 
-def _is_helper(node: ast.stmt) -> bool:
+Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+
+
+def _is_helper(node: Definition) -> bool:
     if isinstance(node, ast.ClassDef):
         return not node.name.startswith("Test")
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-        fixture = any("fixture" in ast.unparse(d) for d in node.decorator_list)
-        return not node.name.startswith("test_") and not fixture
-    return False
+    fixture = any("fixture" in ast.unparse(d) for d in node.decorator_list)
+    return not node.name.startswith("test_") and not fixture
 
 
-def _shape(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> str:
-    """The definition's syntax tree without its name and docstring."""
-    body = node.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        body = body[1:]
-    return ast.dump(ast.Module(body=body, type_ignores=[])) + ast.dump(ast.arguments() if isinstance(
-        node, ast.ClassDef) else node.args)
+def _shape(node: Definition) -> str:
+    """The definition's syntax tree (signature or bases, decorators, body) without its name
+    and docstring."""
+    body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+    head: list[ast.AST] = [*node.bases, *node.keywords] if isinstance(node, ast.ClassDef) else [node.args]
+    return "\n".join(ast.dump(n) for n in [*head, *node.decorator_list, *body])
 
 
 def copied_helpers(files: list[Path]) -> list[str]:
@@ -38,8 +38,7 @@ def copied_helpers(files: list[Path]) -> list[str]:
     places: dict[str, list[str]] = defaultdict(list)
     for path in files:
         for node in ast.parse(path.read_text(), filename=str(path)).body:
-            if _is_helper(node):
-                assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            if isinstance(node, Definition) and _is_helper(node):
                 places[_shape(node)].append(f"{path.name}:{node.lineno} {node.name}")
     return [", ".join(p) for p in places.values() if len({q.split(":")[0] for q in p}) > 1]
 

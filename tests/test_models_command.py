@@ -18,18 +18,14 @@ from pathlib import Path
 
 import pytest
 import torch.nn as nn
-from _shared import tiny_net, tiny_spec
+from _shared import tiny_spec
 from _site import PYTHON, add_distribution, env_with
 
-from cnn_models import ArchSpec, Expected, InitScheme
+from cnn_models import ArchSpec, Expected
 from cnn_models._registry import register_model, unregister_model
 from conformance.cli import main
 
 PREFIX = "zz_models_cmd_"
-INIT = InitScheme(
-    conv="torch_default", linear="torch_default", conv_bias="torch_default", linear_bias="torch_default",
-    source="PyTorch defaults",
-)
 
 
 def _raises(*, num_classes: int = 3) -> nn.Module:
@@ -58,10 +54,10 @@ def test_a_builder_that_raises_is_an_error_row_and_the_rest_is_listed(
     registered: Callable[[ArchSpec], None], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # a_broken sorts first: the listing must go on after it
-    registered(tiny_spec(f"{PREFIX}a_broken", builder=_raises, init=INIT))
-    registered(tiny_spec(f"{PREFIX}b_fine", builder=tiny_net, init=INIT))
-    registered(tiny_spec(f"{PREFIX}c_wrong_count", builder=tiny_net, init=INIT,
-                         expected={"params": Expected(40, "by hand: 12 * 3 + 3, plus one")}))
+    registered(tiny_spec(f"{PREFIX}a_broken", builder=_raises))
+    registered(tiny_spec(f"{PREFIX}b_fine"))
+    wrong = {"params": Expected(40, "planted wrong: 12 * 3 + 3 is 39")}
+    registered(tiny_spec(f"{PREFIX}c_wrong_count", expected=wrong))
     assert main(["models", "--arch", f"{PREFIX}*"]) == 1
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
@@ -75,7 +71,7 @@ def test_a_builder_that_raises_is_an_error_row_and_the_rest_is_listed(
 
 
 def test_all_matching_exits_0(registered: Callable[[ArchSpec], None], capsys: pytest.CaptureFixture[str]) -> None:
-    registered(tiny_spec(f"{PREFIX}only", builder=tiny_net, init=INIT))
+    registered(tiny_spec(f"{PREFIX}only"))
     assert main(["models", "--arch", f"{PREFIX}only"]) == 0
     out = capsys.readouterr().out
     assert _rows(out)[f"{PREFIX}only"][1:4] == ["39", "39", "ok"]
