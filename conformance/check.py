@@ -45,6 +45,7 @@ from .align import Alignment, align
 from .compare import materialize, numerics_checks, state_dict_diff
 from .errors import UsageError
 from .gate_report import CheckResult, Report
+from .init_calls import InitUnreadable, declaration_failures
 from .init_check import init_failures
 from .loading import build_candidate_on_meta
 from .trace import Trace, TraceError, trace_model
@@ -433,6 +434,19 @@ def _init_authority(spec: ArchSpec, linear: bool) -> str:
     return (spec.init.linear_authority or auth) if linear else auth
 
 
+def _torchvision_declaration(reference: Factory, spec: ArchSpec) -> tuple[list[str], str]:
+    """Where the spec's declared init departs from what torchvision's builder draws: read
+    exactly from its init calls on meta (``conformance.init_calls``), or, where those calls
+    cannot be read, measured on a fresh draw (``init_failures``)."""
+    try:
+        lines, read = declaration_failures(reference, spec.init)
+        return lines, f" ({read})"
+    except InitUnreadable as exc:
+        torch.manual_seed(1)
+        why = f" (measured on a fresh draw; its init calls cannot be read: {exc})"
+        return init_failures(reference(), spec.init), why
+
+
 def _check_init_spec(subject: Subject, zero_init_factory: Factory | None) -> CheckResult:
     """The candidate's fresh weights against the spec's declared scheme, judged in the
     reference's layout (the candidate's tensors are put into it through the alignment, so
@@ -469,14 +483,13 @@ def _check_init_spec(subject: Subject, zero_init_factory: Factory | None) -> Che
         binding += [f"zero_init_residual=True: {f}" for f in init_failures(model, spec.init, zero)]
         evidence += f"; zero_init_residual: {len(zero)} BN gammas exactly 0"
     if spec.torchvision and subject.reference is not None and _init_authority(spec, False) == "torchvision":
-        # the declaration is itself an expectation: held against torchvision's own fresh init
-        torch.manual_seed(1)
-        tv = subject.reference()
+        # the declaration is itself an expectation: held against torchvision's own init
+        lines, how = _torchvision_declaration(subject.reference, spec)
         wrong = [f"the spec declares what torchvision does not draw: torchvision:{spec.torchvision} {line}"
-                 for line in init_failures(tv, spec.init)]
+                 for line in lines]
         binding += wrong
-        evidence += (f"; the declaration {'fails' if wrong else 'holds'} "
-                     f"for torchvision:{spec.torchvision}'s own fresh init")
+        evidence += f"; the declaration {'fails' if wrong else 'holds'} for torchvision:{spec.torchvision}'s own init"
+        evidence += how
     if binding:
         return CheckResult("init", "fail", evidence, binding + [f"(advisory) {a}" for a in advisory])
     if advisory:

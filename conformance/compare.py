@@ -42,11 +42,15 @@ RTOL = 1e-7
 ATOL = 1e-9
 
 
+DRAW_BLOCK = 1 << 22  # float32 values drawn at a time into a weight of another dtype
+
+
 def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
     """Overwrite every parameter and floating buffer with seeded random values, in place.
 
-    Weights of rank >= 2 get variance 2/fan_in (activations keep their scale through deep
-    stacks), 1-d parameters U(-0.2, 0.2) around their role (BN gamma around 1), running
+    Weights of rank >= 2 get N(0, 2/fan_in) (He et al. 2015, Eq. 10: activations keep their
+    scale through deep stacks), drawn in float32 (twice as fast as a float64 draw on the CPU)
+    and widened; 1-d parameters U(-0.2, 0.2) around their role (BN gamma around 1), running
     variances U(0.5, 1.5), other floating buffers U(-0.2, 0.2).
     """
     gen = torch.Generator().manual_seed(seed)
@@ -54,15 +58,23 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
     def fill(t: torch.Tensor, low: float, high: float) -> None:
         t.uniform_(low, high, generator=gen)
 
+    def normal(t: torch.Tensor, std: float) -> None:
+        if t.dtype == torch.float32 or not t.is_contiguous():
+            t.copy_(torch.randn(t.shape, generator=gen).mul_(std))
+            return
+        flat, block = t.view(-1), torch.empty(min(t.numel(), DRAW_BLOCK))
+        for start in range(0, flat.numel(), DRAW_BLOCK):
+            part = flat[start:start + DRAW_BLOCK]
+            drawn = block[:part.numel()].normal_(0.0, std, generator=gen)
+            part.copy_(drawn)
+
     with torch.no_grad():
         for mod in model.modules():
             is_bn = (isinstance(mod, BATCH_NORMS)
                      or type(mod).__name__.startswith(("BatchNorm", "GroupNorm", "LayerNorm")))
             for pname, p in mod.named_parameters(recurse=False):
                 if p.dim() >= 2:
-                    fan_in = p[0].numel()
-                    bound = math.sqrt(6.0 / max(fan_in, 1))  # U(-b, b) has variance b^2/3 = 2/fan_in
-                    fill(p, -bound, bound)
+                    normal(p, math.sqrt(2.0 / max(p[0].numel(), 1)))
                 elif is_bn and pname == "weight":
                     fill(p, 0.6, 1.4)
                 else:

@@ -45,7 +45,8 @@ from cnn_models import InitScheme
 
 from .torch_private import BATCH_NORMS
 
-__all__ = ["N_SHAPE", "Z", "compare_init", "expected_weight_law", "init_failures"]
+__all__ = ["N_SHAPE", "Z", "Expected", "Law", "compare_init", "declared_expectations", "expected_weight_law",
+           "init_failures"]
 
 Z = 6.0  # standard errors allowed before a statistical check fails
 K_CLIP = 4.0  # values are clipped at +-K_CLIP std before their moments are taken
@@ -257,44 +258,75 @@ def _stat_failures(name: str, values: torch.Tensor, law: Law, what: str) -> list
     return out
 
 
+@dataclass(frozen=True)
+class Expected:
+    """What one tensor of a fresh model must hold under a declared scheme: a random ``law``
+    or a ``constant`` (exactly one of the two is set)."""
+
+    module: str  # qualified module name ("<root>" for the model itself)
+    tensor: str  # qualified name of the parameter
+    what: str  # "conv weight (kaiming_normal_fan_out)", "conv bias", "BN weight", "BN bias"
+    law: Law | None = None
+    constant: float | None = None
+    why: str = ""  # why the constant: " (zero-init residual)", " (linear_bias=zeros)"
+
+
+def declared_expectations(
+    model: nn.Module, scheme: InitScheme, zero_gamma_bns: frozenset[str] = frozenset()
+) -> tuple[list[str], list[Expected]]:
+    """The scheme read against ``model``'s layers (any device, meta included): problems of the
+    scheme itself (an override naming no module), and one ``Expected`` per judged tensor.
+
+    Judged: the weights of every ``nn.Conv2d`` and ``nn.Linear`` (the scheme's law, or an
+    override's), their biases (zeros, or PyTorch's default U(+-1/sqrt(fan_in))), and the
+    affine parameters of every affine BatchNorm (gamma 1, or 0 in ``zero_gamma_bns``; beta 0).
+    """
+    problems: list[str] = []
+    overrides = dict(scheme.overrides)
+    names = {n for n, _ in model.named_modules()}
+    problems += [f"{n}: init override names a module the model does not have" for n in overrides if n not in names]
+    out: list[Expected] = []
+    for name, mod in model.named_modules():
+        label = name or "<root>"
+        prefix = f"{name}." if name else ""
+        if isinstance(mod, nn.Conv2d | nn.Linear):
+            kind = "conv" if isinstance(mod, nn.Conv2d) else "linear"
+            weight_scheme = overrides.get(name, scheme.conv if kind == "conv" else scheme.linear)
+            bias_scheme = scheme.conv_bias if kind == "conv" else scheme.linear_bias
+            out.append(Expected(label, prefix + "weight", f"{kind} weight ({weight_scheme})",
+                                law=expected_weight_law(weight_scheme, mod.weight)))
+            if mod.bias is not None:
+                if bias_scheme == "zeros":
+                    out.append(Expected(label, prefix + "bias", f"{kind} bias", constant=0.0,
+                                        why=f" ({kind}_bias=zeros)"))
+                else:
+                    bound = 1.0 / math.sqrt(_fans(mod.weight)[0])
+                    out.append(Expected(label, prefix + "bias", f"{kind} bias (torch_default)", law=_uniform(bound)))
+        elif isinstance(mod, BATCH_NORMS) and mod.affine:
+            zero = name in zero_gamma_bns
+            out.append(Expected(label, prefix + "weight", "BN weight", constant=0.0 if zero else 1.0,
+                                why=" (zero-init residual)" if zero else ""))
+            out.append(Expected(label, prefix + "bias", "BN bias", constant=0.0))
+    return problems, out
+
+
 def init_failures(model: nn.Module, scheme: InitScheme, zero_gamma_bns: frozenset[str] = frozenset()) -> list[str]:
     """Every departure of ``model``'s weights from ``scheme``, each naming its module.
 
     ``zero_gamma_bns`` are the qualified names of BatchNorms whose gamma must be exactly zero
     (zero-init residual); every other BN must have gamma exactly 1 and beta exactly 0.
     """
-    out: list[str] = []
-    overrides = dict(scheme.overrides)
-    names = {n for n, _ in model.named_modules()}
-    out += [f"{n}: init override names a module the model does not have" for n in overrides if n not in names]
-    for name, mod in model.named_modules():
-        label = name or "<root>"
-        if isinstance(mod, nn.Conv2d | nn.Linear):
-            kind = "conv" if isinstance(mod, nn.Conv2d) else "linear"
-            weight_scheme = overrides.get(name, scheme.conv if kind == "conv" else scheme.linear)
-            bias_scheme = scheme.conv_bias if kind == "conv" else scheme.linear_bias
-            law = expected_weight_law(weight_scheme, mod.weight)
-            out += _stat_failures(label, mod.weight, law, f"{kind} weight ({weight_scheme})")
-            if mod.bias is not None:
-                if bias_scheme == "zeros":
-                    if bool(mod.bias.detach().ne(0).any()):
-                        largest = _largest_abs(mod.bias.detach())
-                        out.append(f"{label}: bias expected all zeros ({kind}_bias=zeros), got max |b| {largest:.4g}")
-                else:
-                    bound = 1.0 / math.sqrt(_fans(mod.weight)[0])
-                    out += _stat_failures(label, mod.bias, _uniform(bound), f"{kind} bias (torch_default)")
-        elif isinstance(mod, BATCH_NORMS) and mod.affine:
-            gamma = 0.0 if name in zero_gamma_bns else 1.0
-            weight, bias = mod.weight, mod.bias
-            assert isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor)
-            w, b = weight.detach(), bias.detach()
-            if bool(w.ne(gamma).any()):
-                why = " (zero-init residual)" if gamma == 0.0 else ""
-                out.append(f"{label}: BN weight expected all {gamma:g}{why}, "
-                           f"got values in [{float(w.min()):.4g}, {float(w.max()):.4g}]")
-            if bool(b.ne(0).any()):
-                got = f"[{float(b.min()):.4g}, {float(b.max()):.4g}]"
-                out.append(f"{label}: BN bias expected all 0, got values in {got}")
+    out, expected = declared_expectations(model, scheme, zero_gamma_bns)
+    for e in expected:
+        values = model.get_parameter(e.tensor).detach()
+        if e.law is not None:
+            out += _stat_failures(e.module, values, e.law, e.what)
+        elif e.constant is not None and bool(values.ne(e.constant).any()):
+            if e.what.startswith("BN"):
+                out.append(f"{e.module}: {e.what} expected all {e.constant:g}{e.why}, "
+                           f"got values in [{float(values.min()):.4g}, {float(values.max()):.4g}]")
+            else:
+                out.append(f"{e.module}: bias expected all zeros{e.why}, got max |b| {_largest_abs(values):.4g}")
     return out
 
 

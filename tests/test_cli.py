@@ -125,17 +125,7 @@ def test_builtin_check_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert "2/2 conformant" in capsys.readouterr().out
 
 
-def test_parallel_check_keeps_order_and_reports_progress(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "cifar_plain20", "cifar_resnet20", "--jobs", "2"]) == 0
-    captured = capsys.readouterr()
-    assert "in 2 processes" in captured.err
-    assert sorted(line.split()[1] for line in captured.err.splitlines()
-                  if line.startswith("[")) == ["cifar_plain20", "cifar_resnet20"]
-    rows = [line.split()[0] for line in captured.out.splitlines() if line.startswith("cifar_")]
-    assert rows == ["cifar_plain20", "cifar_resnet20"]  # the table keeps the order asked for
-
-
-def test_parallel_check_starts_its_processes_with_the_heap_setting_and_leaves_the_environment_alone(
+def test_parallel_check_keeps_order_reports_progress_and_sets_the_heap_only_while_starting(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from conformance import heap
@@ -146,9 +136,15 @@ def test_parallel_check_starts_its_processes_with_the_heap_setting_and_leaves_th
     monkeypatch.setattr(heap, "ram_gib", lambda: 4 * heap.MIN_GIB_PER_WORKER)
     before = dict(os.environ)
     assert main(["check", "cifar_plain20", "cifar_resnet20", "--jobs", "2"]) == 0
-    err = capsys.readouterr().err
-    assert f"heap: {', '.join(f'{k}={v}' for k, v in heap.SETTINGS.items())}" in err
-    assert dict(os.environ) == before  # set only while the processes start (tests/test_heap.py), then removed
+    captured = capsys.readouterr()
+    assert "in 2 processes" in captured.err
+    assert sorted(line.split()[1] for line in captured.err.splitlines()
+                  if line.startswith("[")) == ["cifar_plain20", "cifar_resnet20"]
+    rows = [line.split()[0] for line in captured.out.splitlines() if line.startswith("cifar_")]
+    assert rows == ["cifar_plain20", "cifar_resnet20"]  # the table keeps the order asked for
+    # the processes start with the heap setting (tests/test_heap.py), which is then removed again
+    assert f"heap: {', '.join(f'{k}={v}' for k, v in heap.SETTINGS.items())}" in captured.err
+    assert dict(os.environ) == before
 
 
 def test_parallel_check_starts_the_largest_gates_first() -> None:

@@ -1,0 +1,275 @@
+"""What a model's construction draws into each parameter, read from its init calls on the
+meta device, without drawing a value.
+
+A builder initialises a tensor by calling ``torch.nn.init`` (``kaiming_normal_(w,
+mode="fan_out", nonlinearity="relu")``, ``normal_(w, 0, 0.01)``, ``trunc_normal_``,
+``constant_``) or a tensor's own fill (``w.normal_(0, 0.01)``, ``b.zero_()``). While the
+builder runs on ``meta``, each public ``torch.nn.init`` function is replaced by one that
+records its call (``_watch_nn_init``; the originals are put back afterwards), and a
+``TorchFunctionMode`` (PyTorch's public override protocol) sees every tensor fill and every
+other in-place write. The last such call into a parameter fixes its law exactly, by the
+formulas ``torch.nn.init`` documents: He et al. 2015, Eq. (10)/(14) for kaiming, Glorot &
+Bengio 2010, Eq. (16) for xavier.
+
+``read_init(factory)`` returns that law per parameter, or raises ``InitUnreadable`` naming
+the first parameter whose last write is anything else (``orthogonal_``, a ``mul_`` after
+the draw, a write through ``.data`` or a view, a tensor made off meta): its law can then
+only be measured on drawn values (``conformance.init_check.init_failures``).
+
+Reading is exact where measuring is statistical, and it costs a meta build: holding a spec's
+declaration against torchvision's own initialisation needs none of VGG16's 138M draws.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.overrides import TorchFunctionMode
+
+from cnn_models import InitScheme
+
+from .init_check import declared_expectations
+
+__all__ = ["Drawn", "InitUnreadable", "declaration_failures", "read_init"]
+
+REL = 1e-9  # a read constant equals the declared one up to float rounding of the formula
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """One parameter's law as its last init call sets it: ``kind`` "normal", "uniform" or
+    "constant"; ``std`` the normal's std (before truncation) or the uniform's; ``bound`` the
+    uniform's half-width or the normal's truncation point (``None``: untruncated)."""
+
+    kind: str
+    mean: float = 0.0
+    std: float = 0.0
+    bound: float | None = None
+    call: str = ""  # the call as written, for messages
+
+    def describe(self) -> str:
+        if self.kind == "constant":
+            return f"all {self.mean:g}"
+        law = f"{self.kind}(mean {self.mean:g}, std {self.std:.6g}"
+        law += f", bound +-{self.bound:.6g})" if self.bound is not None else ")"
+        return law
+
+
+class InitUnreadable(Exception):
+    """The builder's calls do not fix a parameter's law (see the module docstring)."""
+
+
+_NN_INITS = {getattr(nn.init, n): n for n in dir(nn.init)
+             if n.endswith("_") and not n.startswith("_") and callable(getattr(nn.init, n))}
+_NOT_WRITES = frozenset({"requires_grad_", "share_memory_", "retain_grad", "record_stream"})
+
+
+def _fans(shape: Sequence[int]) -> tuple[int, int]:
+    """torch.nn.init's fans: dim 1 and dim 0 times the receptive field (groups not divided out)."""
+    receptive = math.prod(shape[2:]) if len(shape) > 2 else 1
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def _bound_args(func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    bound = inspect.signature(func).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def _gain(nonlinearity: str, param: Any) -> float:
+    return float(nn.init.calculate_gain(nonlinearity, param))  # type: ignore[arg-type]  # torch raises on a name it lacks
+
+
+def _law_of_init(name: str, a: dict[str, Any], shape: Sequence[int]) -> Drawn | None:
+    """The law that ``torch.nn.init.<name>`` with bound arguments ``a`` draws, or ``None``."""
+    call = f"nn.init.{name}(" + ", ".join(f"{k}={v!r}" for k, v in a.items()
+                                          if k not in ("tensor", "generator")) + ")"
+    if name in ("kaiming_normal_", "kaiming_uniform_"):
+        fan_in, fan_out = _fans(shape)
+        fan = fan_in if a["mode"] == "fan_in" else fan_out
+        std = _gain(a["nonlinearity"], a["a"]) / math.sqrt(fan)
+        if name == "kaiming_normal_":
+            return Drawn("normal", 0.0, std, None, call)
+        return Drawn("uniform", 0.0, std, math.sqrt(3.0) * std, call)
+    if name in ("xavier_normal_", "xavier_uniform_"):
+        fan_in, fan_out = _fans(shape)
+        std = float(a["gain"]) * math.sqrt(2.0 / (fan_in + fan_out))
+        if name == "xavier_normal_":
+            return Drawn("normal", 0.0, std, None, call)
+        return Drawn("uniform", 0.0, std, math.sqrt(3.0) * std, call)
+    if name == "normal_":
+        return Drawn("normal", float(a["mean"]), float(a["std"]), None, call)
+    if name == "trunc_normal_":
+        lo, hi, mean = float(a["a"]), float(a["b"]), float(a["mean"])
+        if lo - mean != -(hi - mean):
+            return None  # an asymmetric truncation: no declared scheme has one
+        return Drawn("normal", mean, float(a["std"]), hi - mean, call)
+    if name == "uniform_":
+        lo, hi = float(a["a"]), float(a["b"])
+        return Drawn("uniform", (lo + hi) / 2, (hi - lo) / 2 / math.sqrt(3.0), (hi - lo) / 2, call)
+    if name in ("constant_", "ones_", "zeros_"):
+        value = float(a["val"]) if name == "constant_" else float(name == "ones_")
+        return Drawn("constant", value, call=call)
+    return None
+
+
+def _law_of_method(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Drawn | None:
+    """The law of a tensor's own fill (``t.normal_(0, 0.01)``, ``t.zero_()``), or ``None``."""
+    call = f"Tensor.{name}(" + ", ".join([*(repr(x) for x in args), *(f"{k}={v!r}" for k, v in kwargs.items())]) + ")"
+    if "generator" in kwargs:
+        kwargs = {k: v for k, v in kwargs.items() if k != "generator"}
+    names = {"normal_": ("mean", "std"), "uniform_": ("from", "to"), "fill_": ("value",)}.get(name)
+    if name == "zero_":
+        return Drawn("constant", 0.0, call=call) if not args and not kwargs else None
+    if names is None or len(args) > len(names) or set(kwargs) - set(names):
+        return None
+    values = dict(zip(names, args, strict=False)) | kwargs
+    if any(isinstance(v, torch.Tensor) for v in values.values()):
+        return None
+    if name == "normal_":
+        return Drawn("normal", float(values.get("mean", 0.0)), float(values.get("std", 1.0)), None, call)
+    if name == "uniform_":
+        lo, hi = float(values.get("from", 0.0)), float(values.get("to", 1.0))
+        return Drawn("uniform", (lo + hi) / 2, (hi - lo) / 2 / math.sqrt(3.0), (hi - lo) / 2, call)
+    return Drawn("constant", float(values["value"]), call=call)
+
+
+class _Recorder(TorchFunctionMode):
+    """Records the last write into every meta tensor while a builder runs; runs no fill.
+
+    ``torch.nn.init`` functions that do not go through ``__torch_function__`` on meta
+    (``trunc_normal_`` returns at once for a meta tensor) are seen through ``watch_nn_init``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: dict[int, tuple[torch.Tensor, Drawn | None]] = {}  # id -> (tensor kept alive, law)
+
+    def _write(self, target: Any, law: Drawn | None) -> None:
+        if isinstance(target, torch.Tensor):
+            self.last[id(target)] = (target, law)
+
+    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        name = _NN_INITS.get(func)
+        if name is not None:
+            a = _bound_args(func, args, kwargs)
+            target = a["tensor"]
+            if isinstance(target, torch.Tensor) and target.is_meta:
+                self._write(target, _law_of_init(name, a, tuple(target.shape)))
+                return target  # meta: no values to draw
+            return func(*args, **kwargs)
+        fname = getattr(func, "__name__", "")
+        writes = (fname.endswith("_") and not fname.startswith("_") and fname not in _NOT_WRITES) or \
+            fname == "__setitem__" or (fname.startswith("__i") and fname.endswith("__") and fname != "__index__")
+        if writes and args and isinstance(args[0], torch.Tensor):
+            law = _law_of_method(fname, args[1:], kwargs) if args[0].is_meta else None
+            self._write(args[0], law)
+            if law is not None:
+                return args[0]
+        if isinstance(kwargs.get("out"), torch.Tensor):
+            self._write(kwargs["out"], None)
+        return func(*args, **kwargs)
+
+
+def _watched(name: str, fn: Callable[..., Any], recorder: _Recorder) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        a = _bound_args(fn, args, kwargs)
+        target = a["tensor"]
+        if isinstance(target, torch.Tensor) and target.is_meta:
+            recorder._write(target, _law_of_init(name, a, tuple(target.shape)))
+            return target
+        return fn(*args, **kwargs)
+
+    return watched
+
+
+@contextlib.contextmanager
+def _watch_nn_init(recorder: _Recorder) -> Iterator[None]:
+    """Each public ``torch.nn.init`` function replaced, while a builder runs, by one that records
+    its call into a meta tensor (a builder calls them as ``nn.init.NAME(...)``, an attribute
+    lookup at call time); the originals are put back afterwards, whatever happens."""
+    originals = {name: getattr(nn.init, name) for name in _NN_INITS.values()}
+    try:
+        for name, fn in originals.items():
+            setattr(nn.init, name, _watched(name, fn, recorder))
+        yield
+    finally:
+        for name, fn in originals.items():
+            setattr(nn.init, name, fn)
+
+
+def read_init(factory: Callable[[], nn.Module]) -> tuple[nn.Module, dict[str, Drawn]]:
+    """Build ``factory``'s model on meta and read each parameter's law from its last init call.
+
+    Returns the meta model and a law per parameter name. Raises ``InitUnreadable`` when a
+    parameter's last write is not a recognised init call, when any tensor that is not one of
+    the model's parameters or buffers was written to (a ``.data`` or view alias), or when a
+    parameter was made off meta.
+    """
+    recorder = _Recorder()
+    with torch.device("meta"), _watch_nn_init(recorder), recorder:  # the recorder innermost: it sees calls first
+        model = factory()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"factory returned {type(model).__name__}, not an nn.Module")
+    off_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if not t.is_meta]
+    if off_meta:
+        raise InitUnreadable(f"{off_meta[0]}: made off the meta device, so its init calls ran on values")
+    state = {id(t): n for n, t in [*model.named_parameters(), *model.named_buffers()]}
+    for tensor, _ in recorder.last.values():
+        if id(tensor) not in state and not tensor.is_meta:
+            continue  # a value computed off meta (a schedule from torch.linspace(...).tolist())
+        if id(tensor) not in state:
+            raise InitUnreadable("a write into a tensor that is neither a parameter nor a buffer "
+                                 "(through .data, a view or a temporary): its parameter's law cannot be read")
+    laws: dict[str, Drawn] = {}
+    for pname, p in model.named_parameters():
+        entry = recorder.last.get(id(p))
+        if entry is None:
+            raise InitUnreadable(f"{pname}: no init call wrote it (it keeps torch.empty's undefined values, "
+                                 f"or was filled off meta)")
+        if entry[1] is None:
+            raise InitUnreadable(f"{pname}: its last write is not a torch.nn.init call or a tensor fill "
+                                 f"whose law can be read")
+        laws[pname] = entry[1]
+    return model, laws
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= REL * max(abs(a), abs(b), 1e-300)
+
+
+def declaration_failures(
+    factory: Callable[[], nn.Module], scheme: InitScheme, zero_gamma_bns: frozenset[str] = frozenset()
+) -> tuple[list[str], str]:
+    """Every tensor whose declared law (``scheme``) is not what ``factory``'s init calls draw,
+    exactly, and a one-line account of what was read. Raises ``InitUnreadable``
+    (``read_init``)."""
+    model, laws = read_init(factory)
+    out, expected = declared_expectations(model, scheme, zero_gamma_bns)
+    for e in expected:
+        drawn = laws[e.tensor]
+        if e.law is not None:
+            want = Drawn(e.law.kind, 0.0, e.law.std, e.law.bound)
+            same = (drawn.kind == want.kind and drawn.mean == 0.0 and _close(drawn.std, want.std)
+                    and (drawn.bound is None) == (want.bound is None)
+                    and (want.bound is None or drawn.bound is None or _close(drawn.bound, want.bound)))
+            declared = want.describe()
+        else:
+            assert e.constant is not None
+            same = drawn.kind == "constant" and drawn.mean == e.constant
+            declared = f"all {e.constant:g}{e.why}"
+        if not same:
+            out.append(f"{e.module}: {e.what} declared {declared}; its init call {drawn.call} draws {drawn.describe()}")
+    calls = sorted({d.call.split("(", 1)[0] for d in laws.values()})
+    return out, f"{len(expected)} tensors read from {', '.join(calls)} calls on meta"
