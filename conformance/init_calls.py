@@ -70,6 +70,8 @@ class InitUnreadable(Exception):
 _NN_INITS = {getattr(nn.init, n): n for n in dir(nn.init)
              if n.endswith("_") and not n.startswith("_") and callable(getattr(nn.init, n))}
 _NOT_WRITES = frozenset({"requires_grad_", "share_memory_", "retain_grad", "record_stream"})
+_IN_PLACE_DUNDERS = frozenset(f"__i{op}__" for op in ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod",
+                                                       "pow", "and", "or", "xor", "lshift", "rshift"))
 
 
 def _fans(shape: Sequence[int]) -> tuple[int, int]:
@@ -78,8 +80,13 @@ def _fans(shape: Sequence[int]) -> tuple[int, int]:
     return shape[1] * receptive, shape[0] * receptive
 
 
-def _bound_args(func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    bound = inspect.signature(func).bind(*args, **kwargs)
+def _bound_args(func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The call's arguments by name, defaults filled in; ``None`` when they do not fit the
+    signature (the function itself then raises its own error)."""
+    try:
+        bound = inspect.signature(func).bind(*args, **kwargs)
+    except TypeError:
+        return None
     bound.apply_defaults()
     return dict(bound.arguments)
 
@@ -151,45 +158,48 @@ class _Recorder(TorchFunctionMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.last: dict[int, tuple[torch.Tensor, Drawn | None]] = {}  # id -> (tensor kept alive, law)
+        # id -> (the tensor, kept alive so its id stays its own; the law; the call's name)
+        self.last: dict[int, tuple[torch.Tensor, Drawn | None, str]] = {}
 
-    def _write(self, target: Any, law: Drawn | None) -> None:
+    def _write(self, target: Any, law: Drawn | None, call: str) -> None:
         if isinstance(target, torch.Tensor):
-            self.last[id(target)] = (target, law)
+            self.last[id(target)] = (target, law, call)
+
+    def record_init(self, name: str, fn: Callable[..., Any], args: Sequence[Any],
+                    kwargs: dict[str, Any]) -> tuple[bool, Any]:
+        """A ``torch.nn.init`` call: recorded (and not run) when it fills a meta tensor."""
+        a = _bound_args(fn, args, kwargs)
+        target = a.get("tensor") if a is not None else None
+        if a is None or not (isinstance(target, torch.Tensor) and target.is_meta):
+            return False, None
+        self._write(target, _law_of_init(name, a, tuple(target.shape)), f"nn.init.{name}")
+        return True, target  # meta: no values to draw
 
     def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         name = _NN_INITS.get(func)
         if name is not None:
-            a = _bound_args(func, args, kwargs)
-            target = a["tensor"]
-            if isinstance(target, torch.Tensor) and target.is_meta:
-                self._write(target, _law_of_init(name, a, tuple(target.shape)))
-                return target  # meta: no values to draw
-            return func(*args, **kwargs)
+            done, result = self.record_init(name, func, args, kwargs)
+            return result if done else func(*args, **kwargs)
         fname = getattr(func, "__name__", "")
         writes = (fname.endswith("_") and not fname.startswith("_") and fname not in _NOT_WRITES) or \
-            fname == "__setitem__" or (fname.startswith("__i") and fname.endswith("__") and fname != "__index__")
+            fname == "__setitem__" or fname in _IN_PLACE_DUNDERS
         if writes and args and isinstance(args[0], torch.Tensor):
             law = _law_of_method(fname, args[1:], kwargs) if args[0].is_meta else None
-            self._write(args[0], law)
+            self._write(args[0], law, f"Tensor.{fname}")
             if law is not None:
-                return args[0]
+                return args[0]  # meta: no values to draw
         if isinstance(kwargs.get("out"), torch.Tensor):
-            self._write(kwargs["out"], None)
+            self._write(kwargs["out"], None, f"{fname}(out=...)")
         return func(*args, **kwargs)
 
 
 def _watched(name: str, fn: Callable[..., Any], recorder: _Recorder) -> Callable[..., Any]:
     @functools.wraps(fn)
     def watched(*args: Any, **kwargs: Any) -> Any:
-        a = _bound_args(fn, args, kwargs)
-        target = a["tensor"]
-        if isinstance(target, torch.Tensor) and target.is_meta:
-            recorder._write(target, _law_of_init(name, a, tuple(target.shape)))
-            return target
-        return fn(*args, **kwargs)
+        done, result = recorder.record_init(name, fn, args, kwargs)
+        return result if done else fn(*args, **kwargs)
 
     return watched
 
@@ -226,12 +236,10 @@ def read_init(factory: Callable[[], nn.Module]) -> tuple[nn.Module, dict[str, Dr
     if off_meta:
         raise InitUnreadable(f"{off_meta[0]}: made off the meta device, so its init calls ran on values")
     state = {id(t): n for n, t in [*model.named_parameters(), *model.named_buffers()]}
-    for tensor, _ in recorder.last.values():
-        if id(tensor) not in state and not tensor.is_meta:
-            continue  # a value computed off meta (a schedule from torch.linspace(...).tolist())
-        if id(tensor) not in state:
-            raise InitUnreadable("a write into a tensor that is neither a parameter nor a buffer "
-                                 "(through .data, a view or a temporary): its parameter's law cannot be read")
+    for tensor, _, call in recorder.last.values():
+        if tensor.is_meta and id(tensor) not in state:  # a write off meta computed a value, not a weight
+            raise InitUnreadable(f"{call} wrote into a tensor that is neither a parameter nor a buffer "
+                                 f"(through .data, a view or a temporary): a parameter's law cannot be read")
     laws: dict[str, Drawn] = {}
     for pname, p in model.named_parameters():
         entry = recorder.last.get(id(p))
@@ -239,7 +247,7 @@ def read_init(factory: Callable[[], nn.Module]) -> tuple[nn.Module, dict[str, Dr
             raise InitUnreadable(f"{pname}: no init call wrote it (it keeps torch.empty's undefined values, "
                                  f"or was filled off meta)")
         if entry[1] is None:
-            raise InitUnreadable(f"{pname}: its last write is not a torch.nn.init call or a tensor fill "
+            raise InitUnreadable(f"{pname}: its last write ({entry[2]}) is not a torch.nn.init call or a tensor fill "
                                  f"whose law can be read")
         laws[pname] = entry[1]
     return model, laws

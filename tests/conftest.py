@@ -4,6 +4,7 @@ settings the xdist workers start with."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,6 +32,16 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     numprocesses = getattr(config.option, "numprocesses", None)  # "auto" is a number by now
     HEAP = heap.decide(numprocesses if isinstance(numprocesses, int) else 0, os.environ, heap.ram_gib())
+
+
+@pytest.fixture(scope="session")
+def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/cnn_conformance_example pip-installed into a throwaway directory (tests/_site.py),
+    once per session (per xdist worker); the subprocesses of test_plugin.py and
+    test_third_party.py see it on their PYTHONPATH, this process never imports it."""
+    from _site import pip_install_example
+
+    return pip_install_example(tmp_path_factory.mktemp("example-site"))
 
 
 def pytest_report_header(config: pytest.Config) -> str:

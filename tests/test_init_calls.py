@@ -132,11 +132,11 @@ class _Written(nn.Module):
 
 
 @pytest.mark.parametrize(("how", "named"), [
-    ("through .data", "neither a parameter nor a buffer"),
-    ("orthogonal_", "conv.weight: its last write is not"),
-    ("scaled after the draw", "conv.weight: its last write is not"),
-    ("a slice", "neither a parameter nor a buffer"),
-    ("left empty", "extra: no init call wrote it"),
+    ("through .data", r"Tensor.normal_ wrote into a tensor that is neither a parameter nor a buffer"),
+    ("orthogonal_", r"conv.weight: its last write \(nn.init.orthogonal_\) is not"),
+    ("scaled after the draw", r"conv.weight: its last write \(Tensor.mul_\) is not"),
+    ("a slice", r"Tensor.zero_ wrote into a tensor that is neither"),
+    ("left empty", r"extra: no init call wrote it"),
 ])
 def test_a_law_the_calls_do_not_fix_is_unreadable_naming_the_tensor(how: str, named: str) -> None:
     with pytest.raises(InitUnreadable, match=named):

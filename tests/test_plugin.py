@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 import pytest
-from _site import add_distribution, pip_install_example
+from _site import add_distribution
 
 import cnn_models
 
@@ -58,12 +58,6 @@ def broken_lenet(*, num_classes=10):
 
 cnn_models.register_model(SPEC.replace(name="broken_lenet", builder=broken_lenet))
 """
-
-
-@pytest.fixture(scope="module")
-def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding the example package, pip-installed (once per module and worker)."""
-    return pip_install_example(tmp_path_factory.mktemp("example-site"))
 
 
 @pytest.fixture

@@ -21,15 +21,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from _site import EXAMPLE, PYTHON, add_distribution, env_with, pip_install_example
+from _site import EXAMPLE, PYTHON, add_distribution, env_with
 
 LENET5_PARAMS = 156 + 16 * (6 * 25 + 1) + 48_120 + 10_164 + (84 * 10 + 10)  # = 61,706, see above
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example package, pip-installed into its own directory (once per module and worker)."""
-    return pip_install_example(tmp_path_factory.mktemp("example-site"))
 
 
 def _run(args: list[str], *sites: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -63,8 +57,8 @@ def test_example_declares_the_entry_point() -> None:
     assert "cnn-conformance" in project["dependencies"]
 
 
-def test_installed_package_is_registered(site: Path) -> None:
-    dist = next(site.glob("cnn_conformance_example-*.dist-info"))
+def test_installed_package_is_registered(example_site: Path) -> None:
+    dist = next(example_site.glob("cnn_conformance_example-*.dist-info"))
     assert "lenet5 = cnn_conformance_example.lenet:specs" in (dist / "entry_points.txt").read_text()
     proc = _script("""
         import json
@@ -75,7 +69,7 @@ def test_installed_package_is_registered(site: Path) -> None:
         out = cnn_models.get_model("lenet5", num_classes=7)(torch.zeros(2, 1, 32, 32))
         print(json.dumps({"names": names, "errors": cnn_models.plugin_errors(), "family": spec.family,
                           "params": spec.expected["params"].value, "out": list(out.shape)}))
-    """, site)
+    """, example_site)
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     assert "lenet5" in got["names"] and got["names"] == sorted(got["names"])
@@ -86,16 +80,16 @@ def test_installed_package_is_registered(site: Path) -> None:
     assert got["out"] == [2, 7]
 
 
-def test_models_command_lists_it_with_its_oracle(site: Path) -> None:
-    proc = _run(["-m", "conformance", "models", "--arch", "lenet5"], site)
+def test_models_command_lists_it_with_its_oracle(example_site: Path) -> None:
+    proc = _run(["-m", "conformance", "models", "--arch", "lenet5"], example_site)
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("lenet5"))
     assert line.split()[:4] == ["lenet5", f"{LENET5_PARAMS:,}", f"{LENET5_PARAMS:,}", "ok"]
 
 
-def test_check_runs_the_full_gate_with_the_packages_closed_form(site: Path, tmp_path: Path) -> None:
+def test_check_runs_the_full_gate_with_the_packages_closed_form(example_site: Path, tmp_path: Path) -> None:
     out = tmp_path / "lenet5.json"
-    proc = _run(["-m", "conformance", "check", "lenet5", "--json", str(out)], site)
+    proc = _run(["-m", "conformance", "check", "lenet5", "--json", str(out)], example_site)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "lenet5 vs spec lenet5: CONFORMANT" in proc.stdout
     report = json.loads(out.read_text())[0]
@@ -110,8 +104,8 @@ def test_check_runs_the_full_gate_with_the_packages_closed_form(site: Path, tmp_
     assert checks["closed_form_layers"]["evidence"] == "5 planned parametric layers"  # c1, c3, c5, f6, output
 
 
-def test_check_all_includes_the_package(site: Path) -> None:
-    proc = _script(CHECK_ALL_STUBBED, site)
+def test_check_all_includes_the_package(example_site: Path) -> None:
+    proc = _script(CHECK_ALL_STUBBED, example_site)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     checked = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("CHECKED")]
     assert "lenet5" in checked and checked == sorted(checked)
@@ -168,12 +162,12 @@ def broken_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
-def test_plugin_errors_name_each_broken_entry_point(site: Path, broken_site: Path) -> None:
+def test_plugin_errors_name_each_broken_entry_point(example_site: Path, broken_site: Path) -> None:
     proc = _script("""
         import json
         import cnn_models
         print(json.dumps({"names": cnn_models.list_models(), "errors": cnn_models.plugin_errors()}))
-    """, site, broken_site)
+    """, example_site, broken_site)
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     assert sorted(got["errors"]) == sorted(err for _, _, err in BROKEN_PLUGINS.values())
@@ -181,8 +175,8 @@ def test_plugin_errors_name_each_broken_entry_point(site: Path, broken_site: Pat
     assert "half_net" not in got["names"]
 
 
-def test_check_all_reports_a_broken_plugin_and_exits_2(site: Path, broken_site: Path) -> None:
-    proc = _script(CHECK_ALL_STUBBED, site, broken_site)
+def test_check_all_reports_a_broken_plugin_and_exits_2(example_site: Path, broken_site: Path) -> None:
+    proc = _script(CHECK_ALL_STUBBED, example_site, broken_site)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     err = proc.stderr.splitlines()
     for _, _, message in BROKEN_PLUGINS.values():
