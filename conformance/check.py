@@ -45,7 +45,7 @@ from .align import Alignment, align
 from .compare import materialize, numerics_checks, state_dict_diff
 from .errors import UsageError
 from .gate_report import CheckResult, Report
-from .init_calls import InitUnreadable, declaration_failures
+from .init_calls import InitUnreadable, build_fresh, declaration_failures
 from .init_check import init_failures
 from .loading import build_candidate_on_meta
 from .trace import Trace, TraceError, trace_model
@@ -444,7 +444,7 @@ def _torchvision_declaration(reference: Factory, spec: ArchSpec) -> tuple[list[s
     except InitUnreadable as exc:
         torch.manual_seed(1)
         why = f" (measured on a fresh draw; its init calls cannot be read: {exc})"
-        return init_failures(reference(), spec.init), why
+        return init_failures(build_fresh(reference), spec.init), why
 
 
 def _check_init_spec(subject: Subject, zero_init_factory: Factory | None) -> CheckResult:
@@ -455,7 +455,7 @@ def _check_init_spec(subject: Subject, zero_init_factory: Factory | None) -> Che
     spec = subject.spec
     assert spec is not None
     torch.manual_seed(0)
-    fresh = subject.candidate()
+    fresh = build_fresh(subject.candidate)
     judged, rename = fresh, {}
     al = subject.alignment
     if al is not None and al.complete and al.renamed and subject.reference is not None:
@@ -474,7 +474,7 @@ def _check_init_spec(subject: Subject, zero_init_factory: Factory | None) -> Che
         (advisory if _init_authority(spec, is_linear) == "convention" and not subject.strict else binding).append(text)
     evidence = f"conv {spec.init.conv}, linear {spec.init.linear}, BN gamma 1 beta 0 ({spec.init.source.split(';')[0]})"
     if zero_init_factory is not None and spec.zero_init_residual_bns:
-        model = zero_init_factory()
+        model = build_fresh(zero_init_factory)
         zero = frozenset(
             n for n, m in model.named_modules()
             if isinstance(m, nn.BatchNorm2d) and n.rsplit(".", 1)[-1] in spec.zero_init_residual_bns
@@ -505,9 +505,9 @@ def _check_init_reference(subject: Subject) -> CheckResult:
     al = subject.alignment
     assert al is not None and subject.reference is not None
     torch.manual_seed(0)
-    cand = subject.candidate().state_dict()
+    cand = build_fresh(subject.candidate).state_dict()
     torch.manual_seed(1)
-    ref = subject.reference().state_dict()
+    ref = build_fresh(subject.reference).state_dict()
     pairs = [(c, cand[c], r, ref[r]) for c, r in al.pairs.items() if c in cand and r in ref]
     failures = compare_init(pairs)
     return CheckResult.from_failures("init", failures, f"{len(pairs)} tensors vs the reference's own fresh "

@@ -18,6 +18,10 @@ only be measured on drawn values (``conformance.init_check.init_failures``).
 
 Reading is exact where measuring is statistical, and it costs a meta build: holding a spec's
 declaration against torchvision's own initialisation needs none of VGG16's 138M draws.
+
+Where values must be measured (a candidate's fresh weights), ``build_fresh(factory)`` builds
+the model for real but holds each whole-tensor fill of a parameter until something reads it,
+so a fill that a later one overwrites is never drawn.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from cnn_models import InitScheme
 
 from .init_check import declared_expectations
 
-__all__ = ["Drawn", "InitUnreadable", "declaration_failures", "read_init"]
+__all__ = ["Drawn", "InitUnreadable", "build_fresh", "declaration_failures", "read_init"]
 
 REL = 1e-9  # a read constant equals the declared one up to float rounding of the formula
 
@@ -281,3 +285,97 @@ def declaration_failures(
             out.append(f"{e.module}: {e.what} declared {declared}; its init call {drawn.call} draws {drawn.describe()}")
     calls = sorted({d.call.split("(", 1)[0] for d in laws.values()})
     return out, f"{len(expected)} tensors read from {', '.join(calls)} calls on meta"
+
+
+# --- fresh builds without the draws a later fill overwrites ----------------------------------
+
+_SKIPPABLE_INITS = frozenset({
+    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "kaiming_uniform_", "kaiming_normal_",
+    "xavier_uniform_", "xavier_normal_",
+})
+_SKIPPABLE_FILLS = frozenset({"uniform_", "normal_", "fill_", "zero_"})
+_SHAPE_ONLY_METHODS = frozenset({"dim", "ndimension", "size", "numel", "nelement", "stride", "is_contiguous",
+                                 "element_size", "__len__", "is_floating_point", "is_complex", "get_device"})
+_SHAPE_ONLY_ATTRIBUTES = tuple(getattr(torch.Tensor, name) for name in (
+    "shape", "dtype", "device", "requires_grad", "is_meta", "ndim", "layout", "is_leaf", "is_cuda", "is_sparse",
+    "is_quantized", "itemsize", "nbytes",
+) if hasattr(torch.Tensor, name))
+
+
+class _SkipOverwrittenFills(TorchFunctionMode):
+    """Holds back each whole-tensor fill of a parameter (an ``nn.init`` call or a tensor's own
+    ``uniform_``/``normal_``/``fill_``/``zero_``) until something reads the parameter; a later
+    whole fill of the same parameter replaces it, so its draws are never made. Calls that only
+    ask for the shape (``dim()``, ``size()``, ``.shape``) are not reads. ``release()`` runs what
+    is still held, in the order it was called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: dict[int, tuple[torch.Tensor, Callable[..., Any], Sequence[Any], dict[str, Any], bool]] = {}
+
+    def _whole_fill_target(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+        name = _NN_INITS.get(func)
+        if name is not None:
+            if name not in _SKIPPABLE_INITS:
+                return None
+            a = _bound_args(func, args, kwargs)
+            target = a.get("tensor") if a is not None else None
+        elif getattr(func, "__name__", "") in _SKIPPABLE_FILLS and args and isinstance(args[0], torch.Tensor):
+            target = args[0]
+            if any(isinstance(x, torch.Tensor) for x in (*args[1:], *kwargs.values())):
+                return None  # a fill whose value is a tensor reads that tensor
+        else:
+            return None
+        if isinstance(target, nn.Parameter) and not target.is_meta:
+            return target
+        return None
+
+    def _release(self, key: int) -> None:
+        _, func, args, kwargs, grad = self.held.pop(key)
+        with torch.set_grad_enabled(grad):
+            func(*args, **kwargs)
+
+    def release(self) -> None:
+        for key in list(self.held):
+            self._release(key)
+
+    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        target = self._whole_fill_target(func, args, kwargs)
+        if target is not None:
+            self.held.pop(id(target), None)  # overwritten whole: its draws are never made
+            self.held[id(target)] = (target, func, args, kwargs, torch.is_grad_enabled())
+            return target
+        shape_only = getattr(func, "__name__", "") in _SHAPE_ONLY_METHODS or \
+            getattr(func, "__self__", None) in _SHAPE_ONLY_ATTRIBUTES
+        if not shape_only and self.held:
+            for t in _tensors_in((args, kwargs)):
+                if id(t) in self.held:
+                    self._release(id(t))
+        return func(*args, **kwargs)
+
+
+def _tensors_in(obj: Any) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        return [t for v in obj.values() for t in _tensors_in(v)]
+    if isinstance(obj, list | tuple):
+        return [t for v in obj for t in _tensors_in(v)]
+    return []
+
+
+def build_fresh(factory: Callable[[], nn.Module]) -> nn.Module:
+    """``factory()``, with the draws that a later whole fill of the same parameter overwrites
+    left out: ``nn.Linear``'s default ``kaiming_uniform_`` before VGG's ``normal_(0, 0.01)``
+    is never drawn (half of a VGG16 build). Every value the model ends with is drawn by the
+    call that sets it, from the same law; only the order in which the generator is consumed
+    changes, so seeded values differ from a plain build's. Anything that reads a parameter
+    while the builder runs (a slice, ``.data``, arithmetic) sees it filled first.
+    """
+    mode = _SkipOverwrittenFills()
+    with mode:
+        model = factory()
+    mode.release()
+    return model

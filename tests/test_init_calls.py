@@ -23,8 +23,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cnn_models
+from cnn_models import InitScheme
 from conformance.check import check_candidate
-from conformance.init_calls import InitUnreadable, declaration_failures, read_init
+from conformance.init_calls import InitUnreadable, build_fresh, declaration_failures, read_init
 from conformance.init_check import init_failures
 
 SQRT5 = math.sqrt(5.0)
@@ -174,3 +175,65 @@ def test_where_torchvisions_calls_cannot_be_read_the_gate_measures_a_fresh_draw(
     assert "measured on a fresh draw; its init calls cannot be read: conv1.weight: (planted)" in init.evidence
     assert any(f.startswith("the spec declares what torchvision does not draw: torchvision:resnet18 conv1:")
                for f in init.failures), init.failures
+
+
+# --- build_fresh: a builder's draws that a later whole fill overwrites are never made -------
+
+
+class _Seq(nn.Module):
+    """Two draws from one explicit generator into the same weight, the first overwritten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gen = torch.Generator().manual_seed(0)
+        self.weight = nn.Parameter(torch.empty(64, 32))
+        nn.init.uniform_(self.weight, generator=self.gen)
+        nn.init.normal_(self.weight, 0.0, 0.01, generator=self.gen)
+
+
+def test_an_overwritten_draw_is_never_made_and_the_last_call_draws_as_called() -> None:
+    expected = torch.empty(64, 32).normal_(0.0, 0.01, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(build_fresh(_Seq).weight.detach(), expected)  # the generator's first draws
+    assert not torch.equal(_Seq().weight.detach(), expected)  # a plain build spent them on uniform_
+
+
+class _Reads(nn.Module):
+    """Whatever reads a weight while the builder runs sees it filled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(16, 8)
+        self.b = nn.Linear(16, 8)
+        self.c = nn.Linear(16, 8)
+        self.d = nn.Linear(16, 8)
+        with torch.no_grad():
+            self.a.weight.mul_(0.0)  # arithmetic in place: all zeros
+            self.b.weight.data.copy_(torch.arange(128.0).reshape(8, 16))  # through .data
+            self.c.weight[0].fill_(7.0)  # a slice: row 0 only
+            self.largest = float(self.d.weight.abs().max())  # a value read off the weights
+        self.e = nn.Linear(16, 8)
+        self.e.weight = self.a.weight  # tied
+
+
+def test_reads_while_the_builder_runs_see_the_weights_filled() -> None:
+    model = build_fresh(_Reads)
+    assert bool(model.a.weight.eq(0).all())
+    assert torch.equal(model.b.weight.detach(), torch.arange(128.0).reshape(8, 16))
+    c = model.c.weight.detach()
+    assert bool(c[0].eq(7.0).all()) and float(c[1:].std()) > 0  # the rest as nn.Linear draws it
+    assert model.largest == float(model.d.weight.detach().abs().max()) > 0
+    assert model.e.weight is model.a.weight
+    default = InitScheme(conv="torch_default", linear="torch_default", linear_bias="torch_default", source="test")
+    assert init_failures(nn.Sequential(model.d), default) == []
+    failures = init_failures(nn.Sequential(model.c), default)  # row 0 at 7: outside U(+-1/4)
+    assert any("has values outside +-0.25 (max |w| 7)" in f for f in failures), failures
+
+
+@pytest.mark.parametrize("name", ["vgg11", "wide_resnet50_2", "googlenet", "mobilenet_v3_small"])
+def test_a_fresh_build_follows_the_declared_scheme_as_a_plain_build_does(name: str) -> None:
+    spec = cnn_models.get_spec(name)
+    wrong = dataclasses.replace(spec.init, conv="xavier_uniform", linear="kaiming_normal_fan_in")
+    torch.manual_seed(0)
+    fresh = build_fresh(spec.build)
+    assert init_failures(fresh, spec.init) == []
+    assert _modules(init_failures(fresh, wrong)) == _modules(declaration_failures(_tv(name), wrong)[0])
