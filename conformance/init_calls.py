@@ -104,6 +104,8 @@ def _law_of_init(name: str, a: dict[str, Any], shape: Sequence[int]) -> Drawn | 
     call = f"nn.init.{name}(" + ", ".join(f"{k}={v!r}" for k, v in a.items()
                                           if k not in ("tensor", "generator")) + ")"
     if name in ("kaiming_normal_", "kaiming_uniform_"):
+        if a["mode"] not in ("fan_in", "fan_out"):
+            return None  # torch raises
         fan_in, fan_out = _fans(shape)
         fan = fan_in if a["mode"] == "fan_in" else fan_out
         std = _gain(a["nonlinearity"], a["a"]) / math.sqrt(fan)
@@ -289,10 +291,6 @@ def declaration_failures(
 
 # --- fresh builds without the draws a later fill overwrites ----------------------------------
 
-_SKIPPABLE_INITS = frozenset({
-    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "kaiming_uniform_", "kaiming_normal_",
-    "xavier_uniform_", "xavier_normal_",
-})
 _SKIPPABLE_FILLS = frozenset({"uniform_", "normal_", "fill_", "zero_"})
 _SHAPE_ONLY_METHODS = frozenset({"dim", "ndimension", "size", "numel", "nelement", "stride", "is_contiguous",
                                  "element_size", "__len__", "is_floating_point", "is_complex", "get_device"})
@@ -314,21 +312,28 @@ class _SkipOverwrittenFills(TorchFunctionMode):
         self.held: dict[int, tuple[torch.Tensor, Callable[..., Any], Sequence[Any], dict[str, Any], bool]] = {}
 
     def _whole_fill_target(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+        """The parameter a call fills whole with a law ``read_init`` can read and arguments
+        torch accepts, or ``None`` (the call then runs at once: one that raises, raises where
+        the builder made it)."""
         name = _NN_INITS.get(func)
+        fname = getattr(func, "__name__", "")
         if name is not None:
-            if name not in _SKIPPABLE_INITS:
-                return None
             a = _bound_args(func, args, kwargs)
             target = a.get("tensor") if a is not None else None
-        elif getattr(func, "__name__", "") in _SKIPPABLE_FILLS and args and isinstance(args[0], torch.Tensor):
+        elif fname in _SKIPPABLE_FILLS and args and isinstance(args[0], torch.Tensor):
             target = args[0]
-            if any(isinstance(x, torch.Tensor) for x in (*args[1:], *kwargs.values())):
-                return None  # a fill whose value is a tensor reads that tensor
         else:
             return None
-        if isinstance(target, nn.Parameter) and not target.is_meta:
-            return target
-        return None
+        if not isinstance(target, nn.Parameter) or target.is_meta:
+            return None
+        try:
+            law = (_law_of_init(name, a, tuple(target.shape)) if name is not None and a is not None
+                   else _law_of_method(fname, args[1:], kwargs))
+        except Exception:  # noqa: BLE001 - arguments torch refuses (a 1-d tensor's fans, an unknown gain)
+            return None
+        if law is None or not (law.std >= 0 and (law.bound is None or law.bound >= 0)) or target.numel() == 0:
+            return None
+        return target
 
     def _release(self, key: int) -> None:
         _, func, args, kwargs, grad = self.held.pop(key)

@@ -237,3 +237,22 @@ def test_a_fresh_build_follows_the_declared_scheme_as_a_plain_build_does(name: s
     fresh = build_fresh(spec.build)
     assert init_failures(fresh, spec.init) == []
     assert _modules(init_failures(fresh, wrong)) == _modules(declaration_failures(_tv(name), wrong)[0])
+
+
+class _Catches(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.empty(4))
+        self.caught = ""
+        try:
+            nn.init.xavier_uniform_(self.bias)  # a 1-d tensor has no fans: torch raises
+        except ValueError as exc:
+            self.caught = str(exc)
+        nn.init.zeros_(self.bias)
+
+
+def test_a_fill_that_raises_raises_where_the_builder_called_it() -> None:
+    """Not later, from the held calls (where the gate would take it for its own fault)."""
+    model = build_fresh(_Catches)
+    assert "fewer than 2 dimensions" in model.caught
+    assert bool(model.bias.eq(0).all())
