@@ -441,9 +441,10 @@ def _torchvision_declaration(reference: Factory, spec: ArchSpec) -> tuple[list[s
     try:
         lines, read = declaration_failures(reference, spec.init)
         return lines, f" ({read})"
-    except InitUnreadable as exc:
+    except Exception as exc:  # noqa: BLE001 - InitUnreadable, or the build on meta raised: measure instead
         torch.manual_seed(1)
-        why = f" (measured on a fresh draw; its init calls cannot be read: {exc})"
+        what = str(exc) if isinstance(exc, InitUnreadable) else f"reading them raised {type(exc).__name__}: {exc}"
+        why = f" (measured on a fresh draw; its init calls cannot be read: {what})"
         return init_failures(build_fresh(reference), spec.init), why
 
 

@@ -40,7 +40,7 @@ from torch.overrides import TorchFunctionMode
 
 from cnn_models import InitScheme
 
-from .init_check import declared_expectations
+from .init_check import Z, declared_expectations
 
 __all__ = ["Drawn", "InitUnreadable", "build_fresh", "declaration_failures", "read_init"]
 
@@ -189,6 +189,13 @@ class _Recorder(TorchFunctionMode):
             done, result = self.record_init(name, func, args, kwargs)
             return result if done else func(*args, **kwargs)
         fname = getattr(func, "__name__", "")
+        owner = getattr(func, "__self__", None)
+        if owner is torch.Tensor.is_meta and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            # torch.nn.init functions reached by a name not replaced here (imported before the
+            # build) return at once for a meta tensor after this test, leaving no trace
+            self._write(args[0], None, "a test of .is_meta (an init function that skips meta tensors)")
+        if owner is torch.Tensor.data and fname == "__set__" and args:
+            self._write(args[0], None, "an assignment to .data")
         writes = (fname.endswith("_") and not fname.startswith("_") and fname not in _NOT_WRITES) or \
             fname == "__setitem__" or fname in _IN_PLACE_DUNDERS
         if writes and args and isinstance(args[0], torch.Tensor):
@@ -263,6 +270,17 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= REL * max(abs(a), abs(b), 1e-300)
 
 
+def _same_support(drawn: Drawn, want: Drawn) -> bool:
+    """Equal bounds; a normal truncated ``Z`` (6) standard deviations out or further counts as
+    untruncated, as it does for the measurement (init_check), which no such draw can tell apart."""
+    def far(d: Drawn) -> bool:
+        return d.bound is None or (d.kind == "normal" and d.bound >= Z * d.std)
+
+    if drawn.kind == "normal" and far(drawn) and far(want):
+        return True
+    return drawn.bound is not None and want.bound is not None and _close(drawn.bound, want.bound)
+
+
 def declaration_failures(
     factory: Callable[[], nn.Module], scheme: InitScheme, zero_gamma_bns: frozenset[str] = frozenset()
 ) -> tuple[list[str], str]:
@@ -272,12 +290,13 @@ def declaration_failures(
     model, laws = read_init(factory)
     out, expected = declared_expectations(model, scheme, zero_gamma_bns)
     for e in expected:
-        drawn = laws[e.tensor]
+        drawn = laws.get(e.tensor)
+        if drawn is None:
+            raise InitUnreadable(f"{e.tensor}: not a parameter of its own (a parametrization computes it)")
         if e.law is not None:
             want = Drawn(e.law.kind, 0.0, e.law.std, e.law.bound)
             same = (drawn.kind == want.kind and drawn.mean == 0.0 and _close(drawn.std, want.std)
-                    and (drawn.bound is None) == (want.bound is None)
-                    and (want.bound is None or drawn.bound is None or _close(drawn.bound, want.bound)))
+                    and _same_support(drawn, want))
             declared = want.describe()
         else:
             assert e.constant is not None
@@ -300,16 +319,27 @@ _SHAPE_ONLY_ATTRIBUTES = tuple(getattr(torch.Tensor, name) for name in (
 ) if hasattr(torch.Tensor, name))
 
 
+def _storage_key(t: torch.Tensor) -> int | None:
+    """Where ``t``'s values live: every alias of a parameter (``.data``, ``detach()``, a view, a
+    new ``nn.Parameter`` around it) shares it."""
+    try:
+        return int(t.untyped_storage().data_ptr())
+    except (RuntimeError, NotImplementedError):  # a tensor without storage (a subclass, a nested tensor)
+        return None
+
+
 class _SkipOverwrittenFills(TorchFunctionMode):
     """Holds back each whole-tensor fill of a parameter (an ``nn.init`` call or a tensor's own
-    ``uniform_``/``normal_``/``fill_``/``zero_``) until something reads the parameter; a later
-    whole fill of the same parameter replaces it, so its draws are never made. Calls that only
-    ask for the shape (``dim()``, ``size()``, ``.shape``) are not reads. ``release()`` runs what
-    is still held, in the order it was called."""
+    ``uniform_``/``normal_``/``fill_``/``zero_``) until anything touches its storage; a later
+    whole fill of the same storage replaces it, so its draws are never made. Calls that only ask
+    for the shape (``dim()``, ``size()``, ``.shape``) do not touch it. ``release()`` runs what
+    is still held, in the order it was called. Held fills run under ``torch.no_grad()``, as
+    ``nn.init`` runs them; a fill that could raise (a tensor method on a leaf that requires grad
+    with grad enabled, an integer or inference tensor) is not held."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.held: dict[int, tuple[torch.Tensor, Callable[..., Any], Sequence[Any], dict[str, Any], bool]] = {}
+        self.held: dict[int, tuple[torch.Tensor, Callable[..., Any], Sequence[Any], dict[str, Any]]] = {}
 
     def _whole_fill_target(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
         """The parameter a call fills whole with a law ``read_init`` can read and arguments
@@ -322,22 +352,29 @@ class _SkipOverwrittenFills(TorchFunctionMode):
             target = a.get("tensor") if a is not None else None
         elif fname in _SKIPPABLE_FILLS and args and isinstance(args[0], torch.Tensor):
             target = args[0]
+            if torch.is_grad_enabled() and target.requires_grad:
+                return None  # torch refuses an in-place fill of a leaf that requires grad
         else:
             return None
-        if not isinstance(target, nn.Parameter) or target.is_meta:
+        if not isinstance(target, nn.Parameter) or target.is_meta or not target.is_floating_point() \
+                or target.numel() == 0 or target.is_inference() or torch.is_inference_mode_enabled():
             return None
+        whole = (target.storage_offset() == 0 and target.is_contiguous()
+                 and target.numel() * target.element_size() == target.untyped_storage().nbytes())
+        if not whole:
+            return None  # a parameter that is a view of a larger storage: its fill is part of it
         try:
             law = (_law_of_init(name, a, tuple(target.shape)) if name is not None and a is not None
                    else _law_of_method(fname, args[1:], kwargs))
         except Exception:  # noqa: BLE001 - arguments torch refuses (a 1-d tensor's fans, an unknown gain)
             return None
-        if law is None or not (law.std >= 0 and (law.bound is None or law.bound >= 0)) or target.numel() == 0:
+        if law is None or not (law.std >= 0 and (law.bound is None or law.bound >= 0)):
             return None
         return target
 
     def _release(self, key: int) -> None:
-        _, func, args, kwargs, grad = self.held.pop(key)
-        with torch.set_grad_enabled(grad):
+        _, func, args, kwargs = self.held.pop(key)
+        with torch.no_grad():
             func(*args, **kwargs)
 
     def release(self) -> None:
@@ -348,16 +385,18 @@ class _SkipOverwrittenFills(TorchFunctionMode):
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         target = self._whole_fill_target(func, args, kwargs)
-        if target is not None:
-            self.held.pop(id(target), None)  # overwritten whole: its draws are never made
-            self.held[id(target)] = (target, func, args, kwargs, torch.is_grad_enabled())
+        key = _storage_key(target) if target is not None else None
+        if target is not None and key is not None:
+            self.held.pop(key, None)  # overwritten whole: its draws are never made
+            self.held[key] = (target, func, args, kwargs)
             return target
         shape_only = getattr(func, "__name__", "") in _SHAPE_ONLY_METHODS or \
             getattr(func, "__self__", None) in _SHAPE_ONLY_ATTRIBUTES
         if not shape_only and self.held:
             for t in _tensors_in((args, kwargs)):
-                if id(t) in self.held:
-                    self._release(id(t))
+                k = _storage_key(t)
+                if k in self.held:
+                    self._release(k)
         return func(*args, **kwargs)
 
 
@@ -376,11 +415,16 @@ def build_fresh(factory: Callable[[], nn.Module]) -> nn.Module:
     left out: ``nn.Linear``'s default ``kaiming_uniform_`` before VGG's ``normal_(0, 0.01)``
     is never drawn (half of a VGG16 build). Every value the model ends with is drawn by the
     call that sets it, from the same law; only the order in which the generator is consumed
-    changes, so seeded values differ from a plain build's. Anything that reads a parameter
-    while the builder runs (a slice, ``.data``, arithmetic) sees it filled first.
+    changes, so seeded values differ from a plain build's, and two tensors a plain build would
+    draw alike from one seed are drawn apart. Anything that touches a parameter's storage while
+    the builder runs (a slice, ``.data``, an alias taken earlier, arithmetic) sees it filled
+    first.
     """
     mode = _SkipOverwrittenFills()
-    with mode:
-        model = factory()
-    mode.release()
+    try:
+        with mode:
+            model = factory()
+        mode.release()
+    except Exception:  # noqa: BLE001 - raised inside this module's frames: let a plain build say where
+        return factory()  # the builder's own error, raised from its own frames (or, were it ours, the model)
     return model

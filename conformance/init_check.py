@@ -264,7 +264,7 @@ class Expected:
     or a ``constant`` (exactly one of the two is set)."""
 
     module: str  # qualified module name ("<root>" for the model itself)
-    tensor: str  # qualified name of the parameter
+    tensor: str  # qualified name of the tensor (a parameter, or what a parametrization computes)
     what: str  # "conv weight (kaiming_normal_fan_out)", "conv bias", "BN weight", "BN bias"
     law: Law | None = None
     constant: float | None = None
@@ -318,7 +318,8 @@ def init_failures(model: nn.Module, scheme: InitScheme, zero_gamma_bns: frozense
     """
     out, expected = declared_expectations(model, scheme, zero_gamma_bns)
     for e in expected:
-        values = model.get_parameter(e.tensor).detach()
+        owner, _, attr = e.tensor.rpartition(".")
+        values = getattr(model.get_submodule(owner), attr).detach()  # a parametrized weight too
         if e.law is not None:
             out += _stat_failures(e.module, values, e.law, e.what)
         elif e.constant is not None and bool(values.ne(e.constant).any()):
