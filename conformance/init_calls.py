@@ -40,7 +40,7 @@ from torch.overrides import TorchFunctionMode
 
 from cnn_models import InitScheme
 
-from .init_check import Z, declared_expectations
+from .init_check import Z, declared_init
 
 __all__ = ["Drawn", "InitUnreadable", "build_fresh", "declaration_failures", "read_init"]
 
@@ -288,7 +288,7 @@ def declaration_failures(
     exactly, and a one-line account of what was read. Raises ``InitUnreadable``
     (``read_init``)."""
     model, laws = read_init(factory)
-    out, expected = declared_expectations(model, scheme, zero_gamma_bns)
+    out, expected = declared_init(model, scheme, zero_gamma_bns)
     for e in expected:
         drawn = laws.get(e.tensor)
         if drawn is None:

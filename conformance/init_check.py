@@ -45,7 +45,7 @@ from cnn_models import InitScheme
 
 from .torch_private import BATCH_NORMS
 
-__all__ = ["N_SHAPE", "Z", "Expected", "Law", "compare_init", "declared_expectations", "expected_weight_law",
+__all__ = ["N_SHAPE", "Z", "Declared", "Law", "compare_init", "declared_init", "expected_weight_law",
            "init_failures"]
 
 Z = 6.0  # standard errors allowed before a statistical check fails
@@ -259,7 +259,7 @@ def _stat_failures(name: str, values: torch.Tensor, law: Law, what: str) -> list
 
 
 @dataclass(frozen=True)
-class Expected:
+class Declared:
     """What one tensor of a fresh model must hold under a declared scheme: a random ``law``
     or a ``constant`` (exactly one of the two is set)."""
 
@@ -271,11 +271,11 @@ class Expected:
     why: str = ""  # why the constant: " (zero-init residual)", " (linear_bias=zeros)"
 
 
-def declared_expectations(
+def declared_init(
     model: nn.Module, scheme: InitScheme, zero_gamma_bns: frozenset[str] = frozenset()
-) -> tuple[list[str], list[Expected]]:
+) -> tuple[list[str], list[Declared]]:
     """The scheme read against ``model``'s layers (any device, meta included): problems of the
-    scheme itself (an override naming no module), and one ``Expected`` per judged tensor.
+    scheme itself (an override naming no module), and one ``Declared`` per judged tensor.
 
     Judged: the weights of every ``nn.Conv2d`` and ``nn.Linear`` (the scheme's law, or an
     override's), their biases (zeros, or PyTorch's default U(+-1/sqrt(fan_in))), and the
@@ -285,7 +285,7 @@ def declared_expectations(
     overrides = dict(scheme.overrides)
     names = {n for n, _ in model.named_modules()}
     problems += [f"{n}: init override names a module the model does not have" for n in overrides if n not in names]
-    out: list[Expected] = []
+    out: list[Declared] = []
     for name, mod in model.named_modules():
         label = name or "<root>"
         prefix = f"{name}." if name else ""
@@ -293,20 +293,20 @@ def declared_expectations(
             kind = "conv" if isinstance(mod, nn.Conv2d) else "linear"
             weight_scheme = overrides.get(name, scheme.conv if kind == "conv" else scheme.linear)
             bias_scheme = scheme.conv_bias if kind == "conv" else scheme.linear_bias
-            out.append(Expected(label, prefix + "weight", f"{kind} weight ({weight_scheme})",
+            out.append(Declared(label, prefix + "weight", f"{kind} weight ({weight_scheme})",
                                 law=expected_weight_law(weight_scheme, mod.weight)))
             if mod.bias is not None:
                 if bias_scheme == "zeros":
-                    out.append(Expected(label, prefix + "bias", f"{kind} bias", constant=0.0,
+                    out.append(Declared(label, prefix + "bias", f"{kind} bias", constant=0.0,
                                         why=f" ({kind}_bias=zeros)"))
                 else:
                     bound = 1.0 / math.sqrt(_fans(mod.weight)[0])
-                    out.append(Expected(label, prefix + "bias", f"{kind} bias (torch_default)", law=_uniform(bound)))
+                    out.append(Declared(label, prefix + "bias", f"{kind} bias (torch_default)", law=_uniform(bound)))
         elif isinstance(mod, BATCH_NORMS) and mod.affine:
             zero = name in zero_gamma_bns
-            out.append(Expected(label, prefix + "weight", "BN weight", constant=0.0 if zero else 1.0,
+            out.append(Declared(label, prefix + "weight", "BN weight", constant=0.0 if zero else 1.0,
                                 why=" (zero-init residual)" if zero else ""))
-            out.append(Expected(label, prefix + "bias", "BN bias", constant=0.0))
+            out.append(Declared(label, prefix + "bias", "BN bias", constant=0.0))
     return problems, out
 
 
@@ -316,7 +316,7 @@ def init_failures(model: nn.Module, scheme: InitScheme, zero_gamma_bns: frozense
     ``zero_gamma_bns`` are the qualified names of BatchNorms whose gamma must be exactly zero
     (zero-init residual); every other BN must have gamma exactly 1 and beta exactly 0.
     """
-    out, expected = declared_expectations(model, scheme, zero_gamma_bns)
+    out, expected = declared_init(model, scheme, zero_gamma_bns)
     for e in expected:
         owner, _, attr = e.tensor.rpartition(".")
         values = getattr(model.get_submodule(owner), attr).detach()  # a parametrized weight too
