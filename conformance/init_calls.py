@@ -40,7 +40,7 @@ from torch.overrides import TorchFunctionMode
 
 from cnn_models import InitScheme
 
-from .init_check import Z, declared_init
+from .init_check import Z, declared_init, fans
 
 __all__ = ["Drawn", "InitUnreadable", "build_fresh", "declaration_failures", "read_init"]
 
@@ -78,12 +78,6 @@ _IN_PLACE_DUNDERS = frozenset(f"__i{op}__" for op in ("add", "sub", "mul", "matm
                                                        "pow", "and", "or", "xor", "lshift", "rshift"))
 
 
-def _fans(shape: Sequence[int]) -> tuple[int, int]:
-    """torch.nn.init's fans: dim 1 and dim 0 times the receptive field (groups not divided out)."""
-    receptive = math.prod(shape[2:]) if len(shape) > 2 else 1
-    return shape[1] * receptive, shape[0] * receptive
-
-
 def _bound_args(func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any] | None:
     """The call's arguments by name, defaults filled in; ``None`` when they do not fit the
     signature (the function itself then raises its own error)."""
@@ -99,6 +93,15 @@ def _gain(nonlinearity: str, param: Any) -> float:
     return float(nn.init.calculate_gain(nonlinearity, param))  # type: ignore[arg-type]  # torch raises on a name it lacks
 
 
+def _by_std(kind: str, std: float, call: str) -> Drawn:
+    """A zero-mean normal, or a zero-mean uniform of that std (half-width sqrt(3) std)."""
+    return Drawn(kind, 0.0, std, math.sqrt(3.0) * std if kind == "uniform" else None, call)
+
+
+def _uniform_between(lo: float, hi: float, call: str) -> Drawn:
+    return Drawn("uniform", (lo + hi) / 2, (hi - lo) / 2 / math.sqrt(3.0), (hi - lo) / 2, call)
+
+
 def _law_of_init(name: str, a: dict[str, Any], shape: Sequence[int]) -> Drawn | None:
     """The law that ``torch.nn.init.<name>`` with bound arguments ``a`` draws, or ``None``."""
     call = f"nn.init.{name}(" + ", ".join(f"{k}={v!r}" for k, v in a.items()
@@ -106,18 +109,14 @@ def _law_of_init(name: str, a: dict[str, Any], shape: Sequence[int]) -> Drawn | 
     if name in ("kaiming_normal_", "kaiming_uniform_"):
         if a["mode"] not in ("fan_in", "fan_out"):
             return None  # torch raises
-        fan_in, fan_out = _fans(shape)
+        fan_in, fan_out = fans(shape)
         fan = fan_in if a["mode"] == "fan_in" else fan_out
         std = _gain(a["nonlinearity"], a["a"]) / math.sqrt(fan)
-        if name == "kaiming_normal_":
-            return Drawn("normal", 0.0, std, None, call)
-        return Drawn("uniform", 0.0, std, math.sqrt(3.0) * std, call)
+        return _by_std("normal" if name == "kaiming_normal_" else "uniform", std, call)
     if name in ("xavier_normal_", "xavier_uniform_"):
-        fan_in, fan_out = _fans(shape)
+        fan_in, fan_out = fans(shape)
         std = float(a["gain"]) * math.sqrt(2.0 / (fan_in + fan_out))
-        if name == "xavier_normal_":
-            return Drawn("normal", 0.0, std, None, call)
-        return Drawn("uniform", 0.0, std, math.sqrt(3.0) * std, call)
+        return _by_std("normal" if name == "xavier_normal_" else "uniform", std, call)
     if name == "normal_":
         return Drawn("normal", float(a["mean"]), float(a["std"]), None, call)
     if name == "trunc_normal_":
@@ -126,8 +125,7 @@ def _law_of_init(name: str, a: dict[str, Any], shape: Sequence[int]) -> Drawn | 
             return None  # an asymmetric truncation: no declared scheme has one
         return Drawn("normal", mean, float(a["std"]), hi - mean, call)
     if name == "uniform_":
-        lo, hi = float(a["a"]), float(a["b"])
-        return Drawn("uniform", (lo + hi) / 2, (hi - lo) / 2 / math.sqrt(3.0), (hi - lo) / 2, call)
+        return _uniform_between(float(a["a"]), float(a["b"]), call)
     if name in ("constant_", "ones_", "zeros_"):
         value = float(a["val"]) if name == "constant_" else float(name == "ones_")
         return Drawn("constant", value, call=call)
@@ -150,8 +148,7 @@ def _law_of_method(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Dr
     if name == "normal_":
         return Drawn("normal", float(values.get("mean", 0.0)), float(values.get("std", 1.0)), None, call)
     if name == "uniform_":
-        lo, hi = float(values.get("from", 0.0)), float(values.get("to", 1.0))
-        return Drawn("uniform", (lo + hi) / 2, (hi - lo) / 2 / math.sqrt(3.0), (hi - lo) / 2, call)
+        return _uniform_between(float(values.get("from", 0.0)), float(values.get("to", 1.0)), call)
     return Drawn("constant", float(values["value"]), call=call)
 
 
@@ -245,10 +242,11 @@ def read_init(factory: Callable[[], nn.Module]) -> tuple[nn.Module, dict[str, Dr
         model = factory()
     if not isinstance(model, nn.Module):
         raise TypeError(f"factory returned {type(model).__name__}, not an nn.Module")
-    off_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if not t.is_meta]
+    named = [*model.named_parameters(), *model.named_buffers()]
+    off_meta = [n for n, t in named if not t.is_meta]
     if off_meta:
         raise InitUnreadable(f"{off_meta[0]}: made off the meta device, so its init calls ran on values")
-    state = {id(t): n for n, t in [*model.named_parameters(), *model.named_buffers()]}
+    state = {id(t): n for n, t in named}
     for tensor, _, call in recorder.last.values():
         if tensor.is_meta and id(tensor) not in state:  # a write off meta computed a value, not a weight
             raise InitUnreadable(f"{call} wrote into a tensor that is neither a parameter nor a buffer "
@@ -401,6 +399,9 @@ class _SkipOverwrittenFills(TorchFunctionMode):
 
 
 def _tensors_in(obj: Any) -> list[torch.Tensor]:
+    """The tensors in a call's arguments, walking lists, tuples and dicts only: unlike
+    ``compare._tensors`` (for outputs, any iterable), it must not consume an argument that is
+    an iterator before the op gets it."""
     if isinstance(obj, torch.Tensor):
         return [obj]
     if isinstance(obj, dict):

@@ -46,7 +46,7 @@ from cnn_models import InitScheme
 from .torch_private import BATCH_NORMS
 
 __all__ = ["N_SHAPE", "Z", "Declared", "Law", "compare_init", "declared_init", "expected_weight_law",
-           "init_failures"]
+           "fans", "init_failures"]
 
 Z = 6.0  # standard errors allowed before a statistical check fails
 K_CLIP = 4.0  # values are clipped at +-K_CLIP std before their moments are taken
@@ -71,9 +71,11 @@ class Law:
     bound: float | None = None  # support for uniform; truncation point for normal
 
 
-def _fans(w: torch.Tensor) -> tuple[int, int]:
-    receptive = w[0][0].numel() if w.dim() > 2 else 1
-    return w.shape[1] * receptive, w.shape[0] * receptive
+def fans(shape: Sequence[int]) -> tuple[int, int]:
+    """torch.nn.init's fan_in and fan_out of a weight of ``shape``: dims 1 and 0 times the
+    receptive field (groups not divided out)."""
+    receptive = math.prod(shape[2:]) if len(shape) > 2 else 1
+    return shape[1] * receptive, shape[0] * receptive
 
 
 def _uniform(bound: float) -> Law:
@@ -82,7 +84,7 @@ def _uniform(bound: float) -> Law:
 
 
 def expected_weight_law(scheme: str, weight: torch.Tensor) -> Law:
-    fan_in, fan_out = _fans(weight)
+    fan_in, fan_out = fans(weight.shape)
     if scheme == "kaiming_normal_fan_out":
         return Law("normal", math.sqrt(2.0 / fan_out))
     if scheme == "kaiming_normal_fan_in":
@@ -300,7 +302,7 @@ def declared_init(
                     out.append(Declared(label, prefix + "bias", f"{kind} bias", constant=0.0,
                                         why=f" ({kind}_bias=zeros)"))
                 else:
-                    bound = 1.0 / math.sqrt(_fans(mod.weight)[0])
+                    bound = 1.0 / math.sqrt(fans(mod.weight.shape)[0])
                     out.append(Declared(label, prefix + "bias", f"{kind} bias (torch_default)", law=_uniform(bound)))
         elif isinstance(mod, BATCH_NORMS) and mod.affine:
             zero = name in zero_gamma_bns
