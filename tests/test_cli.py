@@ -125,6 +125,7 @@ def test_builtin_check_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert "2/2 conformant" in capsys.readouterr().out
 
 
+@pytest.mark.integration
 def test_parallel_check_keeps_order_reports_progress_and_sets_the_heap_only_while_starting(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

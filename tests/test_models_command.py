@@ -92,6 +92,7 @@ def test_close_matches_are_suggested(capsys: pytest.CaptureFixture[str]) -> None
     assert "close matches: resnet50" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_a_plugin_that_failed_to_load_is_printed_and_fails_the_run(tmp_path: Path) -> None:
     (tmp_path / "models_cmd_broken_plugin.py").write_text("raise ImportError('needs torch>=99')\n")
     add_distribution(tmp_path, "models-cmd-broken",

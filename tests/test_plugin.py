@@ -20,6 +20,7 @@ from _site import add_distribution
 import cnn_models
 
 pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.integration  # every test runs pytest in a fresh interpreter
 
 GATE_TESTS = """
 import hypothesis

@@ -57,6 +57,7 @@ def test_example_declares_the_entry_point() -> None:
     assert "cnn-conformance" in project["dependencies"]
 
 
+@pytest.mark.integration
 def test_installed_package_is_registered(example_site: Path) -> None:
     dist = next(example_site.glob("cnn_conformance_example-*.dist-info"))
     assert "lenet5 = cnn_conformance_example.lenet:specs" in (dist / "entry_points.txt").read_text()
@@ -80,6 +81,7 @@ def test_installed_package_is_registered(example_site: Path) -> None:
     assert got["out"] == [2, 7]
 
 
+@pytest.mark.integration
 def test_models_command_lists_it_with_its_oracle(example_site: Path) -> None:
     proc = _run(["-m", "conformance", "models", "--arch", "lenet5"], example_site)
     assert proc.returncode == 0, proc.stderr
@@ -87,6 +89,7 @@ def test_models_command_lists_it_with_its_oracle(example_site: Path) -> None:
     assert line.split()[:4] == ["lenet5", f"{LENET5_PARAMS:,}", f"{LENET5_PARAMS:,}", "ok"]
 
 
+@pytest.mark.integration
 def test_check_runs_the_full_gate_with_the_packages_closed_form(example_site: Path, tmp_path: Path) -> None:
     out = tmp_path / "lenet5.json"
     proc = _run(["-m", "conformance", "check", "lenet5", "--json", str(out)], example_site)
@@ -104,6 +107,7 @@ def test_check_runs_the_full_gate_with_the_packages_closed_form(example_site: Pa
     assert checks["closed_form_layers"]["evidence"] == "5 planned parametric layers"  # c1, c3, c5, f6, output
 
 
+@pytest.mark.integration
 def test_check_all_includes_the_package(example_site: Path) -> None:
     proc = _script(CHECK_ALL_STUBBED, example_site)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -162,6 +166,7 @@ def broken_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
+@pytest.mark.integration
 def test_plugin_errors_name_each_broken_entry_point(example_site: Path, broken_site: Path) -> None:
     proc = _script("""
         import json
@@ -175,6 +180,7 @@ def test_plugin_errors_name_each_broken_entry_point(example_site: Path, broken_s
     assert "half_net" not in got["names"]
 
 
+@pytest.mark.integration
 def test_check_all_reports_a_broken_plugin_and_exits_2(example_site: Path, broken_site: Path) -> None:
     proc = _script(CHECK_ALL_STUBBED, example_site, broken_site)
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -188,6 +194,7 @@ def test_check_all_reports_a_broken_plugin_and_exits_2(example_site: Path, broke
     assert any(line.split()[:2] == ["lenet5", "conformant"] for line in proc.stdout.splitlines())  # the rest still ran
 
 
+@pytest.mark.integration
 def test_plugin_module_may_use_the_registry_while_it_loads(tmp_path: Path) -> None:
     # a plugin deriving its spec from a built-in one calls get_spec() during loading; the
     # registry's lock is re-entrant, so this neither deadlocks nor recurses
