@@ -6,7 +6,8 @@
 some row here. Rows, per model, each ours (private paths on) vs the public twin
 (``torch_private.public_only()``):
 
-* ``flops warm``: ``count_flops`` on a model already built on meta, median of ``--reps``;
+* ``flops warm``: ``count_flops`` on a model already built on meta, median of ``--reps``
+  (each warm row alternates ours and the twin repetition by repetition);
 * ``flops cold``: the first ``count_flops`` of a fresh process (torch imported, nothing else),
   where the twin's first dispatch under FlopCounterMode imports torch._dynamo;
 * ``table warm``: ``layer_table``, which runs under no dispatch mode; the twin cannot ask
@@ -52,13 +53,23 @@ print(time.perf_counter() - start)
 """
 
 
-def _median(fn: Callable[[], object], reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
+def _paired(fn: Callable[[], object], twin: Callable[[], contextlib.AbstractContextManager[object]],
+            reps: int) -> tuple[float, float]:
+    """Median seconds of ``fn`` as it is and of ``fn`` inside ``twin()``, the two alternating
+    repetition by repetition (after one untimed call each), so that a host slowing down or
+    speeding up during the measurement weighs on both sides alike."""
+    fn()
+    with twin():
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    ours: list[float] = []
+    other: list[float] = []
+    for _ in range(reps):
+        for times, ctx in ((ours, contextlib.nullcontext), (other, twin)):
+            with ctx():
+                start = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - start)
+    return statistics.median(ours), statistics.median(other)
 
 
 def _cold(name: str, path: str) -> float:
@@ -79,19 +90,9 @@ def measure(name: str, reps: int) -> list[tuple[str, float, float]]:
     rows = []
     for what, fn in (("flops warm", lambda: count_flops(model, size)),
                      ("table warm", lambda: layer_table(model, size))):
-        fn()
-        ours = _median(fn, reps)
-        with public_only():
-            fn()
-            public = _median(fn, reps)
-        rows.append((what, ours, public))
+        rows.append((what, *_paired(fn, public_only, reps)))
     rows.insert(1, ("flops cold", _cold(name, "ours"), _cold(name, "public")))
-    count = lambda: count_flops(model, size)  # noqa: E731
-    ours = _median(count, reps)
-    with _through_shape_wrapper():
-        count()
-        wrapped = _median(count, reps)
-    rows.append(("formulas", ours, wrapped))
+    rows.append(("formulas", *_paired(lambda: count_flops(model, size), _through_shape_wrapper, reps)))
     return rows
 
 
@@ -101,7 +102,7 @@ def _through_shape_wrapper() -> Iterator[None]:
     from conformance import torch_private
 
     direct = torch_private._shape_formula
-    torch_private._shape_formula = lambda *args: None  # type: ignore[assignment]
+    torch_private._shape_formula = lambda *args: None
     try:
         yield
     finally:
