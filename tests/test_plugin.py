@@ -7,6 +7,9 @@ selection, test ids equal to the names, the gate's failure message for a broken 
 the loud failure of a broken entry point. Runs are restricted to small models (cifar_resnet20,
 lenet5) to stay fast. Oracles: the registry's own sorted list (``cnn_models.list_models()``
 in this process, plus the example's one name), and the messages the plugin documents.
+
+Every test here is marked ``integration`` (it starts fresh interpreters importing torch), so
+the default run leaves the module out: ``pytest -m integration tests/test_plugin.py`` runs it.
 """
 
 from __future__ import annotations

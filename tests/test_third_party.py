@@ -10,6 +10,9 @@ form (a dotted ``family``); and a plugin that breaks is reported, never swallowe
 Oracles: LeNet-5's 61,706 parameters come from the paper's per-layer counts (LeCun et al.
 1998 §II.B: C1 156, C5 48,120, F6 10,164) plus the closed forms of a full C3 (2,416) and a
 linear output (850); exit codes and messages are the CLI's documented ones.
+
+The tests that start a subprocess are marked ``integration`` and left out of the default run:
+``pytest -m integration tests/test_third_party.py`` runs them.
 """
 
 from __future__ import annotations
