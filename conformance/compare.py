@@ -49,9 +49,9 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
     """Overwrite every parameter and floating buffer with seeded random values, in place.
 
     Weights of rank >= 2 get N(0, 2/fan_in) (He et al. 2015, Eq. 10: activations keep their
-    scale through deep stacks), drawn in float32 (1.4x faster than a float64 uniform draw)
-    and widened; 1-d parameters U(-0.2, 0.2) around their role (BN gamma around 1), running
-    variances U(0.5, 1.5), other floating buffers U(-0.2, 0.2).
+    scale through deep stacks), drawn in float32 and widened (1.15-1.2x faster than a float64
+    uniform draw into VGG16's weights, one thread); 1-d parameters U(-0.2, 0.2) around their
+    role (BN gamma around 1), running variances U(0.5, 1.5), other floating buffers U(-0.2, 0.2).
     """
     gen = torch.Generator().manual_seed(seed)
 
